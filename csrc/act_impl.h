@@ -1,0 +1,165 @@
+/*
+ * act_impl.h -- activation kernels, written once for `real` (see real.h).
+ *
+ * These are the reference forms: plain loops the compiler may vectorise.
+ * NaN propagates through every activation (never silently becomes 0 or 1).
+ */
+
+#include "scalar_impl.h"
+
+/* f over n contiguous elements (everything but the softmaxes). y may be x. */
+static void NC_TAG(act_elementwise)(nc_act act, real param, size_t n,
+                                    const real *x, real *y)
+{
+    size_t i;
+    switch (act) {
+    case NC_ACT_IDENTITY:
+        if (x != y)
+            for (i = 0; i < n; i++) y[i] = x[i];
+        break;
+    case NC_ACT_STEP:
+        for (i = 0; i < n; i++) y[i] = x[i] > 0 ? R_C(1) : (x[i] <= 0 ? R_C(0) : x[i]);
+        break;
+    case NC_ACT_SIGMOID:
+        for (i = 0; i < n; i++) y[i] = NC_TAG(sigmoid)(x[i]);
+        break;
+    case NC_ACT_TANH:
+        for (i = 0; i < n; i++) y[i] = R_TANH(x[i]);
+        break;
+    case NC_ACT_RELU:
+        for (i = 0; i < n; i++) y[i] = x[i] < 0 ? R_C(0) : x[i];
+        break;
+    case NC_ACT_LEAKY_RELU:
+        for (i = 0; i < n; i++) y[i] = x[i] < 0 ? param * x[i] : x[i];
+        break;
+    case NC_ACT_ELU:
+        for (i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : param * R_EXPM1(x[i]);
+        break;
+    case NC_ACT_SOFTPLUS:
+        /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, no cancellation */
+        for (i = 0; i < n; i++) {
+            real v = x[i];
+            y[i] = (v > 0 ? v : R_C(0)) + R_LOG1P(R_EXP(-R_FABS(v)));
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* Softmax or log-softmax of one row of n elements. y may be x. */
+static void NC_TAG(softmax_row)(int log_form, size_t n, const real *x, real *y)
+{
+    size_t i;
+    real m, s = 0;
+    if (n == 0) return;
+    m = x[0];
+    for (i = 1; i < n; i++)
+        if (x[i] > m || x[i] != x[i]) m = x[i]; /* NaN wins, so it propagates */
+    if (log_form) {
+        real lse;
+        for (i = 0; i < n; i++) s += R_EXP(x[i] - m);
+        lse = m + R_LOG(s);
+        for (i = 0; i < n; i++) y[i] = x[i] - lse;
+    } else {
+        real inv;
+        for (i = 0; i < n; i++) {
+            y[i] = R_EXP(x[i] - m);
+            s += y[i];
+        }
+        inv = R_C(1) / s;
+        for (i = 0; i < n; i++) y[i] *= inv;
+    }
+}
+
+static void NC_TAG(act_row)(nc_act act, real param, size_t n, const real *x, real *y)
+{
+    if (act == NC_ACT_SOFTMAX || act == NC_ACT_LOG_SOFTMAX)
+        NC_TAG(softmax_row)(act == NC_ACT_LOG_SOFTMAX, n, x, y);
+    else
+        NC_TAG(act_elementwise)(act, param, n, x, y);
+}
+
+nc_status NC_FN(act_forward)(nc_act act, real param, size_t rows, size_t cols,
+                             const real *x, real *y)
+{
+    size_t r;
+    if ((unsigned)act >= NC_ACT_COUNT_) return NC_ERR_ARG;
+    if (act == NC_ACT_SOFTMAX || act == NC_ACT_LOG_SOFTMAX) {
+        for (r = 0; r < rows; r++)
+            NC_TAG(softmax_row)(act == NC_ACT_LOG_SOFTMAX, cols, x + r * cols, y + r * cols);
+    } else {
+        NC_TAG(act_elementwise)(act, param, rows * cols, x, y);
+    }
+    return NC_OK;
+}
+
+nc_status NC_FN(act_backward)(nc_act act, real param, size_t rows, size_t cols,
+                              const real *y, const real *dy, real *dx)
+{
+    size_t i, r, n = rows * cols;
+    switch (act) {
+    case NC_ACT_IDENTITY:
+        if (dx != dy)
+            for (i = 0; i < n; i++) dx[i] = dy[i];
+        break;
+    case NC_ACT_STEP:
+        for (i = 0; i < n; i++) dx[i] = 0;
+        break;
+    case NC_ACT_SIGMOID:
+        for (i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (R_C(1) - y[i]);
+        break;
+    case NC_ACT_TANH:
+        for (i = 0; i < n; i++) dx[i] = dy[i] * (R_C(1) - y[i] * y[i]);
+        break;
+    case NC_ACT_RELU:
+        for (i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : R_C(0);
+        break;
+    case NC_ACT_LEAKY_RELU:
+        /* slope >= 0, so y > 0 exactly where x > 0 */
+        for (i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : param * dy[i];
+        break;
+    case NC_ACT_ELU:
+        /* for x <= 0, d/dx alpha (e^x - 1) = alpha e^x = y + alpha */
+        for (i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : dy[i] * (y[i] + param);
+        break;
+    case NC_ACT_SOFTPLUS:
+        /* softplus' = sigmoid(x) = 1 - e^-y, via expm1 for small y */
+        for (i = 0; i < n; i++) dx[i] = -dy[i] * R_EXPM1(-y[i]);
+        break;
+    case NC_ACT_SOFTMAX:
+        for (r = 0; r < rows; r++) {
+            const real *yr = y + r * cols, *dyr = dy + r * cols;
+            real *dxr = dx + r * cols, dot = 0;
+            for (i = 0; i < cols; i++) dot += dyr[i] * yr[i];
+            for (i = 0; i < cols; i++) dxr[i] = yr[i] * (dyr[i] - dot);
+        }
+        break;
+    case NC_ACT_LOG_SOFTMAX:
+        for (r = 0; r < rows; r++) {
+            const real *yr = y + r * cols, *dyr = dy + r * cols;
+            real *dxr = dx + r * cols, sum = 0;
+            for (i = 0; i < cols; i++) sum += dyr[i];
+            for (i = 0; i < cols; i++) dxr[i] = dyr[i] - R_EXP(yr[i]) * sum;
+        }
+        break;
+    default:
+        return NC_ERR_ARG;
+    }
+    return NC_OK;
+}
+
+nc_status NC_FN(bias_act)(nc_act act, real param, size_t rows, size_t cols,
+                          const real *bias, real *y, size_t ldy)
+{
+    size_t r, j;
+    if ((unsigned)act >= NC_ACT_COUNT_) return NC_ERR_ARG;
+    if (bias == NULL && act == NC_ACT_IDENTITY) return NC_OK;
+    for (r = 0; r < rows; r++) {
+        real *yr = y + r * ldy;
+        if (bias)
+            for (j = 0; j < cols; j++) yr[j] += bias[j];
+        NC_TAG(act_row)(act, param, cols, yr, yr);
+    }
+    return NC_OK;
+}

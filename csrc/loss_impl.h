@@ -1,0 +1,187 @@
+/*
+ * loss_impl.h -- losses and their gradients, written once for `real`.
+ *
+ * Each row function returns one sample's loss (in double, so that the
+ * reduction over a large batch does not lose the small terms) and, when g is
+ * not NULL, writes that loss's gradient times gscale into g.
+ * Probabilities are clipped to [eps, 1 - eps] (Keras); the gradient is taken
+ * at the clipped value, so it stays finite at p = 0 and p = 1.
+ */
+
+#include "scalar_impl.h"
+
+static inline real NC_TAG(clip_prob)(real p)
+{
+    const real eps = R_C(NC_PROB_EPS);
+    /* written so that NaN falls through both tests and propagates */
+    return p < eps ? eps : (p > R_C(1) - eps ? R_C(1) - eps : p);
+}
+
+static double NC_TAG(row_mse)(size_t k, const real *t, const real *p, real *g, real gscale)
+{
+    double s = 0;
+    size_t j;
+    for (j = 0; j < k; j++) {
+        real d = p[j] - t[j];
+        s += (double)d * d;
+        if (g) g[j] = R_C(2) * d * gscale / (real)k;
+    }
+    return s / (double)k;
+}
+
+static double NC_TAG(row_mae)(size_t k, const real *t, const real *p, real *g, real gscale)
+{
+    double s = 0;
+    size_t j;
+    for (j = 0; j < k; j++) {
+        real d = p[j] - t[j];
+        s += R_FABS(d);
+        if (g) {
+            real sign = d > 0 ? R_C(1) : (d < 0 ? R_C(-1) : (d == 0 ? R_C(0) : d));
+            g[j] = sign * gscale / (real)k;
+        }
+    }
+    return s / (double)k;
+}
+
+static double NC_TAG(row_bce)(size_t k, const real *t, const real *p, real *g, real gscale)
+{
+    double s = 0;
+    size_t j;
+    for (j = 0; j < k; j++) {
+        real pc = NC_TAG(clip_prob)(p[j]);
+        s -= (double)t[j] * R_LOG(pc) + (double)(R_C(1) - t[j]) * R_LOG(R_C(1) - pc);
+        if (g) g[j] = (pc - t[j]) / (pc * (R_C(1) - pc)) * gscale / (real)k;
+    }
+    return s / (double)k;
+}
+
+static double NC_TAG(row_bce_logits)(size_t k, const real *t, const real *z, real *g, real gscale)
+{
+    double s = 0;
+    size_t j;
+    for (j = 0; j < k; j++) {
+        real v = z[j];
+        /* log(1 + e^v) - v t, as max(v, 0) - v t + log1p(e^-|v|) */
+        s += (double)(v > 0 ? v : R_C(0)) - (double)v * t[j] + R_LOG1P(R_EXP(-R_FABS(v)));
+        if (g) g[j] = (NC_TAG(sigmoid)(v) - t[j]) * gscale / (real)k;
+    }
+    return s / (double)k;
+}
+
+static double NC_TAG(row_cce)(size_t k, const real *t, const real *p, real *g, real gscale)
+{
+    double s = 0;
+    size_t j;
+    for (j = 0; j < k; j++) {
+        real pc = NC_TAG(clip_prob)(p[j]);
+        s -= (double)t[j] * R_LOG(pc);
+        if (g) g[j] = -t[j] / pc * gscale;
+    }
+    return s;
+}
+
+/* Row max, NaN winning so that it propagates. */
+static inline real NC_TAG(row_max)(size_t k, const real *z)
+{
+    real m = z[0];
+    size_t j;
+    for (j = 1; j < k; j++)
+        if (z[j] > m || z[j] != z[j]) m = z[j];
+    return m;
+}
+
+/*
+ * Softmax cross-entropy from logits, via log-sum-exp. t is the target row,
+ * or NULL with `label` giving the one-hot position (sparse form).
+ */
+static double NC_TAG(row_cce_logits)(size_t k, const real *t, int64_t label,
+                                     const real *z, real *g, real gscale)
+{
+    real m = NC_TAG(row_max)(k, z);
+    double sum_e = 0, lse, s = 0, tsum = 0;
+    size_t j;
+    for (j = 0; j < k; j++) {
+        real e = R_EXP(z[j] - m);
+        sum_e += e;
+        if (g) g[j] = e; /* kept for the gradient below */
+    }
+    lse = (double)m + log(sum_e);
+    if (t) {
+        for (j = 0; j < k; j++) {
+            s += (double)t[j] * (lse - (double)z[j]);
+            tsum += t[j];
+        }
+    } else {
+        s = lse - (double)z[label];
+        tsum = 1;
+    }
+    if (g) {
+        real scale = (real)(tsum / sum_e) * gscale;
+        for (j = 0; j < k; j++) g[j] = g[j] * scale - (t ? t[j] : R_C(0)) * gscale;
+        if (!t) g[label] -= gscale;
+    }
+    return s;
+}
+
+nc_status NC_FN(loss)(nc_loss loss, nc_reduction reduction, size_t n, size_t k,
+                      const real *t, const real *p,
+                      double *total, real *per_sample, real *grad)
+{
+    double sum = 0;
+    real gscale = reduction == NC_REDUCE_MEAN ? R_C(1) / (real)(n ? n : 1) : R_C(1);
+    size_t i;
+    if ((unsigned)loss >= NC_LOSS_COUNT_ || (unsigned)reduction > NC_REDUCE_NONE)
+        return NC_ERR_ARG;
+    if (k == 0 && n > 0) return NC_ERR_ARG;
+    for (i = 0; i < n; i++) {
+        const real *ti = t + i * k, *pi = p + i * k;
+        real *gi = grad ? grad + i * k : NULL;
+        double li = 0;
+        switch (loss) {
+        case NC_LOSS_MSE: li = NC_TAG(row_mse)(k, ti, pi, gi, gscale); break;
+        case NC_LOSS_MAE: li = NC_TAG(row_mae)(k, ti, pi, gi, gscale); break;
+        case NC_LOSS_BCE: li = NC_TAG(row_bce)(k, ti, pi, gi, gscale); break;
+        case NC_LOSS_BCE_LOGITS: li = NC_TAG(row_bce_logits)(k, ti, pi, gi, gscale); break;
+        case NC_LOSS_CCE: li = NC_TAG(row_cce)(k, ti, pi, gi, gscale); break;
+        case NC_LOSS_CCE_LOGITS: li = NC_TAG(row_cce_logits)(k, ti, 0, pi, gi, gscale); break;
+        default: break;
+        }
+        if (per_sample) per_sample[i] = (real)li;
+        sum += li;
+    }
+    *total = reduction == NC_REDUCE_MEAN ? (n ? sum / (double)n : NAN) : sum;
+    return NC_OK;
+}
+
+nc_status NC_FN(loss_sparse)(nc_loss loss, nc_reduction reduction, size_t n, size_t k,
+                             const int64_t *labels, const real *p,
+                             double *total, real *per_sample, real *grad)
+{
+    double sum = 0;
+    real gscale = reduction == NC_REDUCE_MEAN ? R_C(1) / (real)(n ? n : 1) : R_C(1);
+    size_t i, j;
+    if ((loss != NC_LOSS_CCE && loss != NC_LOSS_CCE_LOGITS) || (unsigned)reduction > NC_REDUCE_NONE)
+        return NC_ERR_ARG;
+    if (k == 0 && n > 0) return NC_ERR_ARG;
+    for (i = 0; i < n; i++) {
+        const real *pi = p + i * k;
+        real *gi = grad ? grad + i * k : NULL;
+        int64_t c = labels[i];
+        double li;
+        if (loss == NC_LOSS_CCE_LOGITS) {
+            li = NC_TAG(row_cce_logits)(k, NULL, c, pi, gi, gscale);
+        } else {
+            real pc = NC_TAG(clip_prob)(pi[c]);
+            li = -(double)R_LOG(pc);
+            if (gi) {
+                for (j = 0; j < k; j++) gi[j] = 0;
+                gi[c] = -gscale / pc;
+            }
+        }
+        if (per_sample) per_sample[i] = (real)li;
+        sum += li;
+    }
+    *total = reduction == NC_REDUCE_MEAN ? (n ? sum / (double)n : NAN) : sum;
+    return NC_OK;
+}

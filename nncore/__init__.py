@@ -1,0 +1,13 @@
+"""nncore: a fast neural-network core.
+
+A C engine with SIMD kernels under a thin Python API: NumPy arrays in and out,
+Keras' names and conventions.
+
+- :mod:`nncore.ops`: the functional API (products, dense layers, activations,
+  losses, metrics) for embedding.
+- :mod:`nncore.activations`, :mod:`nncore.losses`: Keras-style look-ups by name.
+"""
+from nncore._version import __version__
+from nncore import activations, losses, ops
+
+__all__ = ["__version__", "activations", "losses", "ops"]

@@ -1,0 +1,82 @@
+"""Build of nncore: the C engine (csrc/) and its Cython boundary (nncore/_core.pyx).
+
+The engine's C files are compiled here rather than listed as Extension
+sources, so that each can have its own flags: plain C99 for the portable
+engine, and, per instruction set, the flags for that set only (files named
+*_avx2.c, *_avx512.c, *_neon.c). The best kernels are chosen at run time, so
+one wheel runs on every CPU of its architecture; nothing is built with
+-march=native.
+"""
+import glob
+import os
+import platform
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ENGINE_DIR = "csrc"
+IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+# Flags per instruction-set suffix: (GCC/Clang, MSVC). A suffix missing for
+# this architecture means its files are not compiled at all.
+ISA_FLAGS = {
+    "avx2": (["-mavx2", "-mfma"], ["/arch:AVX2"]),
+    "avx512": (["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"],
+               ["/arch:AVX512"]),
+    "neon": ([], []),
+}
+if not IS_X86:
+    ISA_FLAGS.pop("avx2")
+    ISA_FLAGS.pop("avx512")
+if platform.machine().lower() not in ("aarch64", "arm64"):
+    ISA_FLAGS.pop("neon")
+
+
+def engine_sources():
+    """{isa or None: [sources]} for every engine C file below csrc/."""
+    groups = {}
+    for path in sorted(glob.glob(os.path.join(ENGINE_DIR, "**", "*.c"), recursive=True)):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        isa = stem.rsplit("_", 1)[-1] if "_" in stem else None
+        known_isa = isa in ("avx2", "avx512", "neon")
+        if known_isa and isa not in ISA_FLAGS:
+            continue  # another architecture's kernels
+        groups.setdefault(isa if known_isa else None, []).append(path)
+    return groups
+
+
+class BuildEngineExt(build_ext):
+    """build_ext that first compiles the C engine, each file with its own flags."""
+
+    def build_extension(self, ext):
+        msvc = self.compiler.compiler_type == "msvc"
+        base = ["/O2"] if msvc else ["-std=c99", "-O3", "-fno-math-errno", "-Wall"]
+        objects = []
+        for isa, sources in engine_sources().items():
+            flags = list(base)
+            if isa is not None:
+                flags += ISA_FLAGS[isa][1 if msvc else 0]
+            objects += self.compiler.compile(
+                sources, output_dir=self.build_temp, include_dirs=[ENGINE_DIR],
+                extra_postargs=flags,
+                depends=glob.glob(os.path.join(ENGINE_DIR, "**", "*.h"), recursive=True))
+        ext.extra_objects = objects + list(ext.extra_objects or [])
+        super().build_extension(ext)
+
+
+extensions = [
+    Extension(
+        "nncore._core",
+        sources=["nncore/_core.pyx"],
+        include_dirs=[ENGINE_DIR, numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        depends=glob.glob(os.path.join(ENGINE_DIR, "**", "*.[ch]"), recursive=True),
+    )
+]
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
+    cmdclass={"build_ext": BuildEngineExt},
+)
