@@ -9,6 +9,20 @@
 #define NC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define NC_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* The level in force (set by nc_init / nc_set_isa). Each module maps it to
+ * its own table of kernels, so the levels' files stay independent. */
+extern nc_isa nc_active_isa_;
+
+/*
+ * Runs fn(ctx, task, thread) for every task in [0, n_tasks) on the engine's
+ * threads and returns when all are done. `thread` is the index (0 ..
+ * threads-1) of the thread running it, for per-thread scratch. Tasks must
+ * write disjoint outputs: work is split by output tiles, never by a shared
+ * reduction, so the result does not depend on the thread count.
+ */
+typedef void (*nc_task_fn)(void *ctx, size_t task, int thread);
+void nc_parallel_for(size_t n_tasks, nc_task_fn fn, void *ctx);
+
 /* The reference matrix product: the oracle for the fast kernels. */
 nc_status nc_sgemm_ref(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                        float alpha, const float *a, size_t lda, const float *b, size_t ldb,

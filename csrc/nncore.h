@@ -44,6 +44,46 @@ const char *nc_status_str(nc_status status);
 const char *nc_version(void);
 
 /* ------------------------------------------------------------------------ */
+/* Instruction sets and threads                                              */
+/* ------------------------------------------------------------------------ */
+
+/* The kernel levels. Each is compiled into the library where its
+ * architecture allows, and used only when the CPU (and OS) support it. */
+typedef enum nc_isa {
+    NC_ISA_REF = 0,    /* portable C: the reference every other level is checked against */
+    NC_ISA_AVX2 = 1,   /* x86-64 AVX2 + FMA */
+    NC_ISA_AVX512 = 2, /* x86-64 AVX-512 (F, BW, DQ, VL) */
+    NC_ISA_NEON = 3,   /* aarch64 Advanced SIMD */
+    NC_ISA_COUNT_ = 4
+} nc_isa;
+
+/*
+ * Chooses the kernels once: the best level this CPU supports, or the one the
+ * environment variable NNCORE_ISA names (ref, avx2, avx512, neon). Returns
+ * NC_ERR_ARG for an unknown name and NC_ERR_UNSUPPORTED for a level this CPU
+ * or build lacks (the level in force is then left unchanged). Call it before
+ * the first kernel; calling it again re-reads NNCORE_ISA. Not thread-safe
+ * against running kernels.
+ */
+nc_status nc_init(void);
+/* Whether a level is compiled in and supported by this CPU and OS. */
+int nc_isa_available(nc_isa isa);
+/* The best available level. */
+nc_isa nc_isa_best(void);
+/* Switches to a level (NC_ERR_UNSUPPORTED if unavailable). Not thread-safe
+ * against running kernels. */
+nc_status nc_set_isa(nc_isa isa);
+nc_isa nc_get_isa(void);
+/* "ref", "avx2", "avx512", "neon"; "?" for anything else. */
+const char *nc_isa_name(nc_isa isa);
+
+/* Threads the engine may use for one call (>= 1); the default is the number
+ * of CPUs, or NNCORE_NUM_THREADS when set. Results are bit-identical at any
+ * thread count. */
+nc_status nc_set_num_threads(int n);
+int nc_get_num_threads(void);
+
+/* ------------------------------------------------------------------------ */
 /* Matrix product                                                            */
 /* ------------------------------------------------------------------------ */
 

@@ -35,6 +35,22 @@ cdef extern from "nncore.h" nogil:
         NC_REDUCE_SUM
         NC_REDUCE_NONE
 
+    ctypedef enum nc_isa:
+        NC_ISA_REF
+        NC_ISA_AVX2
+        NC_ISA_AVX512
+        NC_ISA_NEON
+        NC_ISA_COUNT_
+
+    nc_status nc_init()
+    int nc_isa_available(nc_isa isa)
+    nc_isa nc_isa_best()
+    nc_status nc_set_isa(nc_isa isa)
+    nc_isa nc_get_isa()
+    const char *nc_isa_name(nc_isa isa)
+    nc_status nc_set_num_threads(int n)
+    int nc_get_num_threads()
+
     const char *nc_status_str(nc_status status)
     const char *nc_version()
 

@@ -40,6 +40,60 @@ def engine_version():
 
 
 # --------------------------------------------------------------------------
+# Instruction-set levels and threads
+# --------------------------------------------------------------------------
+
+ISA_LEVELS = tuple(nc_isa_name(<nc_isa>i).decode("ascii") for i in range(NC_ISA_COUNT_))
+
+
+def isa_available():
+    """The kernel levels this build and CPU can run, best last."""
+    return [ISA_LEVELS[i] for i in range(NC_ISA_COUNT_) if nc_isa_available(<nc_isa>i)]
+
+
+def get_isa():
+    """The kernel level in force."""
+    return ISA_LEVELS[<int>nc_get_isa()]
+
+
+def set_isa(name):
+    """Switch the kernel level ("ref", "avx2", "avx512", "neon"); not while kernels run."""
+    if name not in ISA_LEVELS:
+        raise ValueError(f"unknown kernel level {name!r}; the levels are {', '.join(ISA_LEVELS)}")
+    cdef int level = ISA_LEVELS.index(name)
+    if nc_set_isa(<nc_isa>level) != NC_OK:
+        raise RuntimeError(f"kernel level {name!r} is not available on this machine "
+                           f"(available: {', '.join(isa_available())})")
+
+
+def set_num_threads(int n):
+    """Set how many threads the engine may use for one call (n >= 1)."""
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    _check_status(nc_set_num_threads(n))
+
+
+def get_num_threads():
+    """How many threads the engine may use for one call."""
+    return nc_get_num_threads()
+
+
+def _init_engine():
+    import os
+    cdef nc_status st = nc_init()
+    want = os.environ.get("NNCORE_ISA", "")
+    if st == NC_ERR_ARG:
+        raise ImportError(f"NNCORE_ISA={want!r} names no kernel level; "
+                          f"use one of {', '.join(ISA_LEVELS)} (or leave it unset)")
+    if st != NC_OK:
+        raise ImportError(f"NNCORE_ISA={want!r}: that kernel level is not available on this "
+                          f"machine (available: {', '.join(isa_available())})")
+
+
+_init_engine()
+
+
+# --------------------------------------------------------------------------
 # Checks shared by every entry point
 # --------------------------------------------------------------------------
 
