@@ -43,6 +43,9 @@ const char *nc_status_str(nc_status status);
 /* The engine's version as "MAJOR.MINOR.PATCH". */
 const char *nc_version(void);
 
+/* The compiler that built the engine, e.g. "gcc 12.2.0". */
+const char *nc_compiler(void);
+
 /* ------------------------------------------------------------------------ */
 /* Instruction sets and threads                                              */
 /* ------------------------------------------------------------------------ */

@@ -19,3 +19,16 @@ const char *nc_version(void)
 {
     return NC_STR(NC_VERSION_MAJOR) "." NC_STR(NC_VERSION_MINOR) "." NC_STR(NC_VERSION_PATCH);
 }
+
+const char *nc_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#elif defined(_MSC_VER)
+    return "msvc " NC_STR(_MSC_FULL_VER);
+#else
+    return "unknown C compiler";
+#endif
+}

@@ -6,8 +6,12 @@ Keras' names and conventions.
 - :mod:`nncore.ops`: the functional API (products, dense layers, activations,
   losses, metrics) for embedding.
 - :mod:`nncore.activations`, :mod:`nncore.losses`: Keras-style look-ups by name.
+- :func:`show_config`: version, build, kernel level and threads.
 """
 from nncore._version import __version__
 from nncore import activations, losses, ops
+from nncore._config import show_config
+from nncore._core import get_num_threads, set_num_threads
 
-__all__ = ["__version__", "activations", "losses", "ops"]
+__all__ = ["__version__", "activations", "losses", "ops", "show_config",
+           "get_num_threads", "set_num_threads"]

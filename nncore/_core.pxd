@@ -53,6 +53,7 @@ cdef extern from "nncore.h" nogil:
 
     const char *nc_status_str(nc_status status)
     const char *nc_version()
+    const char *nc_compiler()
 
     nc_status nc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                        float alpha, const float *a, size_t lda, const float *b, size_t ldb,

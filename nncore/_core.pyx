@@ -39,6 +39,11 @@ def engine_version():
     return nc_version().decode("ascii")
 
 
+def engine_compiler():
+    """The compiler that built the C engine."""
+    return nc_compiler().decode("ascii", "replace")
+
+
 # --------------------------------------------------------------------------
 # Instruction-set levels and threads
 # --------------------------------------------------------------------------
