@@ -3,15 +3,21 @@
 A C engine with SIMD kernels under a thin Python API: NumPy arrays in and out,
 Keras' names and conventions.
 
+- :class:`Sequential` with :mod:`nncore.layers`, ``compile``/``fit``, and
+  :func:`load_model`: the model API.
 - :mod:`nncore.ops`: the functional API (products, dense layers, activations,
   losses, metrics) for embedding.
-- :mod:`nncore.activations`, :mod:`nncore.losses`: Keras-style look-ups by name.
+- :mod:`nncore.activations`, :mod:`nncore.losses`, :mod:`nncore.metrics`,
+  :mod:`nncore.callbacks`, :mod:`nncore.regularizers`: Keras-style pieces.
 - :func:`show_config`: version, build, kernel level and threads.
 """
 from nncore._version import __version__
-from nncore import activations, losses, ops
+from nncore import activations, callbacks, layers, losses, metrics, ops, regularizers
 from nncore._config import show_config
 from nncore._core import get_num_threads, set_num_threads
+from nncore.io import load_model
+from nncore.model import Sequential
 
-__all__ = ["__version__", "activations", "losses", "ops", "show_config",
-           "get_num_threads", "set_num_threads"]
+__all__ = ["__version__", "Sequential", "load_model", "activations", "callbacks", "layers",
+           "losses", "metrics", "ops", "regularizers", "show_config", "get_num_threads",
+           "set_num_threads"]

@@ -111,6 +111,76 @@ _FUNCTIONS = {f.__name__: f for f in (mean_squared_error, mean_absolute_error,
                                       sparse_categorical_crossentropy)}
 
 
+class Loss:
+    """A loss as an object, for ``compile(loss=...)``: a Keras name plus options.
+
+    ``Loss("sparse_categorical_crossentropy", from_logits=True)``, or one of
+    the named subclasses below. Calling it gives the loss of a batch.
+    """
+
+    name = None
+
+    def __init__(self, name: Optional[str] = None, from_logits: bool = False,
+                 reduction: str = "mean"):
+        self.name = canonical_name(name or self.name)
+        resolve(self.name, from_logits)  # rejects from_logits where it has no meaning
+        _reduction_code(reduction)
+        self.from_logits = bool(from_logits)
+        self.reduction = reduction
+
+    def __call__(self, y_true, y_pred):
+        return compute(self.name, y_true, y_pred, self.from_logits, self.reduction)[0]
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "from_logits": self.from_logits, "reduction": self.reduction}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.name!r}, from_logits={self.from_logits}, "
+                f"reduction={self.reduction!r})")
+
+
+class MeanSquaredError(Loss):
+    name = "mean_squared_error"
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__(reduction=reduction)
+
+
+class MeanAbsoluteError(Loss):
+    name = "mean_absolute_error"
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__(reduction=reduction)
+
+
+class BinaryCrossentropy(Loss):
+    name = "binary_crossentropy"
+
+    def __init__(self, from_logits: bool = False, reduction: str = "mean"):
+        super().__init__(from_logits=from_logits, reduction=reduction)
+
+
+class CategoricalCrossentropy(BinaryCrossentropy):
+    name = "categorical_crossentropy"
+
+
+class SparseCategoricalCrossentropy(BinaryCrossentropy):
+    name = "sparse_categorical_crossentropy"
+
+
+def get_loss(identifier: Union[str, Loss, dict]) -> Loss:
+    """A ``Loss`` object from a name, a saved config, or itself."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, dict):
+        return Loss(**identifier)
+    if isinstance(identifier, str):
+        return Loss(identifier)
+    raise TypeError(f"loss must be a name or an nncore.losses.Loss, not "
+                    f"{type(identifier).__name__} (custom Python losses would run outside "
+                    f"the engine)")
+
+
 def get(identifier: Union[str, LossFn]) -> LossFn:
     """The loss function ``(y_true, y_pred, ...) -> float`` for a Keras name or alias;
     a callable is returned as is."""
@@ -119,5 +189,6 @@ def get(identifier: Union[str, LossFn]) -> LossFn:
     return _FUNCTIONS[canonical_name(identifier)]
 
 
-__all__ = ["get", "compute", "mean_squared_error", "mean_absolute_error", "mse", "mae",
+__all__ = ["get", "get_loss", "compute", "Loss", "MeanSquaredError", "MeanAbsoluteError",
+           "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "mean_squared_error", "mean_absolute_error", "mse", "mae",
            "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"]

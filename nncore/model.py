@@ -1,0 +1,432 @@
+"""``Sequential``: a stack of layers over one flat parameter buffer.
+
+All of a model's parameters live in one aligned array and all their
+gradients in another; each layer holds views into them. An optimizer step is
+then one pass of the engine over two flat arrays, a checkpoint is one array,
+and nothing is gathered or scattered per layer.
+
+>>> import numpy as np, nncore
+>>> from nncore.layers import Dense
+>>> model = nncore.Sequential([Dense(8, activation="tanh", input_dim=2),
+...                            Dense(1, activation="sigmoid")], seed=0)
+>>> model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+
+from nncore import _core, callbacks as callbacks_mod, losses, metrics as metrics_mod
+from nncore.layers.base import Layer, aligned_empty, layout
+from nncore.layers.core import Input
+
+_FUSABLE = {("softmax", "categorical_crossentropy"), ("softmax", "sparse_categorical_crossentropy"),
+            ("sigmoid", "binary_crossentropy")}
+
+
+class Sequential:
+    """A linear stack of layers, trained with Keras' ``compile``/``fit``.
+
+    Args:
+        layers: the layers, first to last (more can be added with ``add``).
+        seed: the seed of weight initialisation and shuffling (default: the
+            global seed of ``nncore.set_seed``); the same seed gives the same
+            training run, bit for bit.
+        dtype: "float32" (default, the fast path) or "float64".
+    """
+
+    def __init__(self, layers: Optional[Sequence[Layer]] = None, name: str = "sequential",
+                 seed: Optional[int] = None, dtype="float32"):
+        self.name = name
+        self.layers: List[Layer] = []
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"a model computes in float32 or float64, not {self.dtype}")
+        self.seed = seed
+        self._seed = None  # the seed in use, fixed when the model is built
+        self.built = False
+        self.optimizer = None
+        self.loss = None
+        self.stop_training = False
+        self.history = None
+        for layer in layers or ():
+            self.add(layer)
+
+    # ------------------------------------------------------------- structure
+    def add(self, layer: Layer) -> None:
+        """Append a layer."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential takes nncore layers, not {type(layer).__name__}")
+        if self.built:
+            raise RuntimeError("this model is built already; add layers before building it")
+        self.layers.append(layer)
+
+    @property
+    def _compute_layers(self) -> List[Layer]:
+        return [layer for layer in self.layers if not isinstance(layer, Input)]
+
+    def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> None:
+        """Build every layer and lay their parameters out in one flat buffer.
+
+        ``input_shape`` is one sample's shape; Keras' form with a leading None
+        (the batch axis) is accepted too. Without it, the first layer's
+        ``input_shape``/``input_dim`` (or an ``Input`` layer) gives it.
+        """
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        if input_shape is not None:
+            shape = tuple(input_shape)
+            if shape and shape[0] is None:
+                shape = shape[1:]
+        else:
+            shape = self.layers[0].input_shape
+        if shape is None:
+            raise ValueError("the model does not know its input shape: give the first layer "
+                             "input_dim=/input_shape=, start with Input(shape=...), or call "
+                             "build(input_shape)")
+        self.input_shape = tuple(int(d) for d in shape)
+        specs, owners = [], []
+        for layer in self.layers:
+            layer.build(shape)
+            shape = layer.output_shape
+            for spec in layer.param_specs:
+                specs.append(spec)
+                owners.append(layer)
+        self.output_shape = tuple(shape)
+        offsets, total = layout(specs, self.dtype)
+        self._params = aligned_empty(total, self.dtype)
+        self._grads = aligned_empty(total, self.dtype)
+        views: Dict[int, tuple] = {}
+        for spec, owner, off in zip(specs, owners, offsets):
+            size = int(np.prod(spec.shape, dtype=np.int64))
+            p, g = views.setdefault(id(owner), ({}, {}))
+            p[spec.name] = self._params[off:off + size].reshape(spec.shape)
+            g[spec.name] = self._grads[off:off + size].reshape(spec.shape)
+        for layer in self.layers:
+            layer.bind(*views.get(id(layer), ({}, {})))
+        self._param_specs = list(zip(owners, specs))
+        compute = self._compute_layers
+        for i, layer in enumerate(compute):
+            if hasattr(layer, "need_input_grad"):
+                layer.need_input_grad = i > 0  # nobody needs dL/dx of the data
+        self.built = True
+        self._initialize_weights()
+
+    def _initialize_weights(self) -> None:
+        """Draw every parameter from its initializer.
+
+        Parameter i is drawn with a seed derived from (model seed, i), so the
+        same seed gives the same weights. A model built without a seed takes
+        one from the global sequence (``nncore.set_seed``) and keeps it, so
+        that a saved model resumes training exactly.
+        """
+        from nncore import initializers, random
+        if self._seed is None:
+            self._seed = self.seed if self.seed is not None else derive_seed(*random.next_key())
+        for index, (layer, spec) in enumerate(self._param_specs):
+            init = initializers.get(spec.initializer)
+            if getattr(init, "seed", 0) is None:  # a random initializer without its own seed
+                init = type(init).from_config(dict(init.get_config(),
+                                                   seed=derive_seed(self._seed, index)))
+            layer.params[spec.name][...] = init(spec.shape, self.dtype)
+
+    def shuffle_seed(self) -> int:
+        """The seed of fit's shuffling, derived from the model's seed."""
+        return derive_seed(self._seed, 1 << 32)
+
+    def _ensure_built(self, x=None) -> None:
+        if not self.built:
+            self.build(None if x is None or self.layers[0].input_shape is not None
+                       else np.shape(x)[1:])
+
+    # ------------------------------------------------------------ parameters
+    def count_params(self) -> int:
+        """The number of parameters."""
+        self._ensure_built()
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Every parameter, as copies, layer by layer (Keras' layouts)."""
+        self._ensure_built()
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Set every parameter from arrays in ``get_weights``' order and shapes."""
+        self._ensure_built()
+        weights = list(weights)
+        expected = len(self._param_specs)
+        if len(weights) != expected:
+            raise ValueError(f"the model has {expected} weight arrays, got {len(weights)}")
+        i = 0
+        for layer in self.layers:
+            n = len(layer.param_specs)
+            layer.set_weights(weights[i:i + n])
+            i += n
+
+    def get_flat_weights(self) -> np.ndarray:
+        """A copy of the flat parameter buffer (all parameters, with alignment padding)."""
+        return self._params.copy()
+
+    def set_flat_weights(self, flat: np.ndarray) -> None:
+        """Restore the flat parameter buffer from ``get_flat_weights``."""
+        if flat.shape != self._params.shape:
+            raise ValueError(f"flat weights of shape {flat.shape} do not fit this model "
+                             f"({self._params.shape})")
+        self._params[...] = flat
+
+    def summary(self, print_fn=print) -> None:
+        """Print the layers, their output shapes and parameter counts."""
+        self._ensure_built()
+        rows = [(f"{layer.name} ({type(layer).__name__})",
+                 str((None,) + tuple(layer.output_shape)), f"{layer.count_params():,}")
+                for layer in self.layers]
+        w0 = max([len("Layer (type)")] + [len(r[0]) for r in rows]) + 2
+        w1 = max([len("Output Shape")] + [len(r[1]) for r in rows]) + 2
+        line = "-" * (w0 + w1 + 12)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        print_fn(f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>10}")
+        print_fn("=" * len(line))
+        for r in rows:
+            print_fn(f"{r[0]:<{w0}}{r[1]:<{w1}}{r[2]:>10}")
+        print_fn("=" * len(line))
+        print_fn(f"Total params: {self.count_params():,}")
+        print_fn(line)
+
+    # --------------------------------------------------------------- compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics: Optional[Sequence] = None) -> None:
+        """Choose the optimizer, loss and metrics, by name or object.
+
+        ``loss`` is a Keras name ("mse", "binary_crossentropy",
+        "sparse_categorical_crossentropy", ...) or a ``nncore.losses.Loss``
+        (for ``from_logits=True``). A softmax (or sigmoid) output layer with
+        the matching cross-entropy is fused into one stable kernel.
+        """
+        from nncore import optimizers
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='mse'")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get_loss(loss)
+        self._metric_specs = list(metrics or [])
+        self.compiled = True
+        if self.built:
+            self._prepare_training()
+
+    def _prepare_training(self) -> None:
+        """Work out loss fusion, metrics and optimizer state (needs a built model)."""
+        loss = self.loss
+        last = self._compute_layers[-1]
+        act = getattr(last, "activation", None)
+        self._fused = (not loss.from_logits and (act, loss.name) in _FUSABLE)
+        for layer in self._compute_layers:
+            if hasattr(layer, "emit_logits"):
+                layer.emit_logits = False
+        self._loss_code, self._sparse = losses.resolve(loss.name, loss.from_logits or self._fused)
+        self._reduction = _core.REDUCTIONS[loss.reduction]
+        out_size = int(np.prod(self.output_shape))
+        self.metrics = [metrics_mod.get(m, loss.name, out_size) for m in self._metric_specs]
+        self.optimizer.build(self._params.size, self.dtype)
+        self._prepared = True
+
+    def _require_compiled(self) -> None:
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError("compile the model first: model.compile(optimizer=..., loss=...)")
+        if not self.built:
+            raise RuntimeError("the model is not built")
+        if not getattr(self, "_prepared", False):
+            self._prepare_training()
+
+    # ------------------------------------------------------------ the passes
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _set_logits(self, on: bool) -> None:
+        if self._fused:
+            self._compute_layers[-1].emit_logits = on
+
+    def _loss(self, y, out, want_grad: bool):
+        fn = _core.loss_sparse if self._sparse else _core.loss
+        grad_buf = None
+        if want_grad:
+            grad_buf = self._compute_layers[-1].buffer("loss_grad", out.shape, out.dtype)
+        total, _, grad = fn(self._loss_code, self._reduction, y, out, want_grad, False, grad_buf)
+        return total, grad
+
+    def _probabilities(self, out: np.ndarray) -> np.ndarray:
+        """The model's real outputs from the logits of a fused output layer."""
+        if not self._fused:
+            return out
+        last = self._compute_layers[-1]
+        return _core.act_forward(last._act_code, last._act_param, out,
+                                 last.buffer("probs", out.shape, out.dtype))
+
+    def _regularization(self) -> float:
+        return sum(layer.regularization_loss() for layer in self.layers)
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
+        self._set_logits(True)
+        try:
+            out = self._forward(x, True)
+            loss, dy = self._loss(y, out, True)
+            for layer in reversed(self.layers):
+                dy = layer.backward(dy)
+        finally:
+            self._set_logits(False)
+        reg = self._regularization()
+        if reg:
+            loss += reg
+            for layer in self.layers:
+                layer.add_regularization_grads()
+        self.optimizer.apply(self._params, self._grads)
+        return self._batch_logs(loss, y, out)
+
+    def _test_step(self, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
+        self._set_logits(True)
+        try:
+            out = self._forward(x, False)
+            loss, _ = self._loss(y, out, False)
+        finally:
+            self._set_logits(False)
+        return self._batch_logs(loss + self._regularization(), y, out)
+
+    def _batch_logs(self, loss: float, y, out) -> Dict[str, float]:
+        logs = {"loss": float(loss)}
+        if self.metrics:
+            probs = self._probabilities(out)
+            for m in self.metrics:
+                logs[m.name] = m.update_state(y, probs)
+        return logs
+
+    # ---------------------------------------------------- data preparation
+    def _as_x(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"x has dtype {x.dtype}; inputs must be numbers")
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if x.ndim == len(self.input_shape) and x.shape == self.input_shape:
+            raise ValueError(f"x has the shape of one sample {x.shape}; pass a batch "
+                             f"(add a leading axis: x[None])")
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"x has shape {x.shape}, but the model takes samples of shape "
+                             f"{self.input_shape}")
+        return x
+
+    def _as_y(self, y, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if len(y) != n:
+            raise ValueError(f"x has {n} samples but y has {len(y)}")
+        if self._sparse:
+            if y.dtype.kind not in "iuf":
+                raise TypeError(f"y has dtype {y.dtype}; integer class labels are needed")
+            if y.ndim == 2 and y.shape[1] > 1:
+                raise ValueError(f"y has shape {y.shape}: one-hot targets go with "
+                                 f"categorical_crossentropy; sparse_categorical_crossentropy "
+                                 f"takes integer labels")
+            return y.reshape(n)  # the boundary converts and range-checks the labels
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"y has dtype {y.dtype}; targets must be numbers")
+        return np.ascontiguousarray(y, dtype=self.dtype)
+
+    # ------------------------------------------------------------ batch API
+    def train_on_batch(self, x, y) -> Union[float, List[float]]:
+        """One optimizer step on one batch; returns the loss (and metrics, if any)."""
+        self._ensure_built(x)
+        self._require_compiled()
+        x = self._as_x(x)
+        for m in self.metrics:
+            m.reset_state()
+        logs = self._train_step(x, self._as_y(y, len(x)))
+        return self._scalar_or_list(logs)
+
+    def test_on_batch(self, x, y) -> Union[float, List[float]]:
+        """The loss (and metrics) of one batch, without training."""
+        self._ensure_built(x)
+        self._require_compiled()
+        x = self._as_x(x)
+        for m in self.metrics:
+            m.reset_state()
+        return self._scalar_or_list(self._test_step(x, self._as_y(y, len(x))))
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        """The model's outputs for one batch, as a new array."""
+        self._ensure_built(x)
+        return self._forward(self._as_x(x), False).copy()
+
+    @staticmethod
+    def _scalar_or_list(logs):
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+        """The model's outputs for every sample of x, in batches of ``batch_size``."""
+        self._ensure_built(x)
+        x = self._as_x(x)
+        batch_size = _check_batch_size(batch_size)
+        out = np.empty((len(x),) + self.output_shape, self.dtype)
+        for start in range(0, len(x), batch_size):
+            stop = min(start + batch_size, len(x))
+            out[start:stop] = self._forward(x[start:stop], False)
+        return out
+
+    def evaluate(self, x, y, batch_size: int = 32, verbose: int = 0,
+                 return_dict: bool = False):
+        """The loss and metrics over a whole data set, batch by batch."""
+        self._ensure_built(x)
+        self._require_compiled()
+        x = self._as_x(x)
+        y = self._as_y(y, len(x))
+        batch_size = _check_batch_size(batch_size)
+        logs = self._run_test_epoch(x, y, batch_size)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        return logs if return_dict else self._scalar_or_list(logs)
+
+    def _run_test_epoch(self, x, y, batch_size: int) -> Dict[str, float]:
+        loss_mean = metrics_mod.Mean()
+        for m in self.metrics:
+            m.reset_state()
+        for start in range(0, len(x), batch_size):
+            stop = min(start + batch_size, len(x))
+            logs = self._test_step(x[start:stop], y[start:stop])
+            loss_mean.update_state(logs["loss"], stop - start)
+        return {"loss": loss_mean.result(), **{m.name: m.result() for m in self.metrics}}
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x=None, y=None, batch_size: Optional[int] = 32, epochs: int = 1,
+            verbose: Union[int, str] = 1, callbacks: Optional[Sequence] = None,
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True,
+            initial_epoch: int = 0, steps_per_epoch: Optional[int] = None):
+        """Train for ``epochs`` passes over the data; returns a ``History``.
+
+        Gradient descent comes in three flavours, all set by ``batch_size``:
+        full-batch (``batch_size=len(x)``), stochastic (``batch_size=1``) and
+        mini-batch (anything between; default 32).
+
+        ``x`` may also be an iterable (or generator) of ``(x_batch, y_batch)``
+        pairs, for data that does not fit in memory; then ``y`` is None and
+        ``steps_per_epoch`` says how many batches make an epoch (without it, an
+        epoch ends when the iterable is exhausted).
+        """
+        from nncore.training import fit
+        return fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                   validation_data, shuffle, initial_epoch, steps_per_epoch)
+
+    def save(self, path) -> None:
+        """Save architecture, weights, optimizer state and compile settings (no pickle)."""
+        from nncore import io
+        io.save_model(self, path)
+
+
+def derive_seed(*keys: int) -> int:
+    """A well-mixed 64-bit seed from integers (the same integers, the same seed)."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0])
+
+
+def _check_batch_size(batch_size) -> int:
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
