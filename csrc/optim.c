@@ -1,14 +1,19 @@
 /*
  * optim.c -- one optimizer step over a model's flat parameter buffer.
  * Instantiates optim_impl.h for float (nc_s...) and double (nc_d...); the
- * precision-free parts (defaults, state sizes) live here.
+ * precision-free parts (defaults, state sizes) live here. The same loops are
+ * compiled for AVX2 and AVX-512 in optim_avx2.c / optim_avx512.c.
  */
 #include "internal.h"
 
-/* Elements per task: large enough that a task's overhead is nothing, small
- * enough to share a 10M-parameter step among threads. Element-wise work, so
- * the split never changes a result. */
-#define NC_OPTIM_CHUNK 65536
+#define NC_OPTIM_ISA ref
+
+/* optim_avx2.c and optim_avx512.c exist in x86 builds only (setup.py). */
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#define NC_OPTIM_X86 1
+#else
+#define NC_OPTIM_X86 0
+#endif
 
 void nc_optim_config_default(nc_optim_config *cfg, nc_optim_kind kind)
 {

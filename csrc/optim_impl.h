@@ -8,7 +8,27 @@
  * +inf, weight decay 0, decay factor 1) or flags hoisted out of the loop into
  * separately inlined copies (`const int` arguments given as literals).
  * Coefficients that depend only on the step are computed once, in double.
+ *
+ * The kernels (the *_range loops and the task that runs them) are compiled
+ * once per ISA level: optim.c (portable, suffix _ref) and optim_avx2.c /
+ * optim_avx512.c, which define NC_OPTIM_KERNELS_ONLY and their NC_OPTIM_ISA.
+ * The code is the same and the ISO C build does not contract a * b + c into
+ * an FMA, so every level gives the same bits (sqrt and division are exactly
+ * rounded everywhere); only the vector width differs. The driver (state
+ * init, coefficients, dispatch) is compiled in optim.c only.
  */
+
+/* Elements per task: large enough that a task's overhead is nothing, small
+ * enough to share a 10M-parameter step among threads. Element-wise work, so
+ * the split never changes a result. */
+#ifndef NC_OPTIM_CHUNK
+#define NC_OPTIM_CHUNK 65536
+#endif
+
+#define NC_OPT_CAT2(a, b) a##_##b
+#define NC_OPT_CAT(a, b) NC_OPT_CAT2(a, b)
+#undef NC_OPTIM_TASK
+#define NC_OPTIM_TASK NC_OPT_CAT(NC_TAG(nc_optim_task), NC_OPTIM_ISA)
 
 /* Everything one task needs: the buffers and the per-step coefficients. */
 typedef struct NC_TAG(optim_job) {
@@ -159,8 +179,8 @@ static inline void NC_TAG(nadam_range)(size_t n, real *restrict p, const real *r
 
 #undef NC_GRAD
 
-/* Runs one chunk [lo, hi) of the step. */
-static void NC_TAG(optim_task)(void *ctx, size_t task, int thread)
+/* Runs one chunk of NC_OPTIM_CHUNK elements of the step. */
+void NC_OPTIM_TASK(void *ctx, size_t task, int thread)
 {
     const NC_TAG(optim_job) *J = (const NC_TAG(optim_job) *)ctx;
     const nc_optim_config *cfg = J->cfg;
@@ -213,6 +233,23 @@ static void NC_TAG(optim_task)(void *ctx, size_t task, int thread)
     default:
         break;
     }
+}
+
+#ifndef NC_OPTIM_KERNELS_ONLY
+
+#if NC_OPTIM_X86
+void NC_OPT_CAT(NC_TAG(nc_optim_task), avx2)(void *ctx, size_t task, int thread);
+void NC_OPT_CAT(NC_TAG(nc_optim_task), avx512)(void *ctx, size_t task, int thread);
+#endif
+
+/* The task compiled for the level in force. */
+static nc_task_fn NC_TAG(optim_pick)(void)
+{
+#if NC_OPTIM_X86
+    if (nc_active_isa_ == NC_ISA_AVX512) return NC_OPT_CAT(NC_TAG(nc_optim_task), avx512);
+    if (nc_active_isa_ == NC_ISA_AVX2) return NC_OPT_CAT(NC_TAG(nc_optim_task), avx2);
+#endif
+    return NC_OPTIM_TASK;
 }
 
 nc_status NC_FN(optim_state_init)(const nc_optim_config *cfg, size_t n, real *state)
@@ -310,6 +347,8 @@ nc_status NC_FN(optim_step)(const nc_optim_config *cfg, size_t n, real *params,
     default:
         break;
     }
-    if (n > 0) nc_parallel_for((n + NC_OPTIM_CHUNK - 1) / NC_OPTIM_CHUNK, NC_TAG(optim_task), &J);
+    if (n > 0) nc_parallel_for((n + NC_OPTIM_CHUNK - 1) / NC_OPTIM_CHUNK, NC_TAG(optim_pick)(), &J);
     return NC_OK;
 }
+
+#endif /* NC_OPTIM_KERNELS_ONLY */

@@ -453,3 +453,28 @@ def test_schedule_reaching_a_bad_rate_is_caught():
     opt.apply(w, np.ones(3))
     with pytest.raises(ValueError, match="learning_rate"):
         opt.apply(w, np.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls_name, kwargs", CASES, ids=IDS)
+def test_every_isa_level_gives_the_same_bits(cls_name, kwargs, dtype):
+    levels = _core.isa_available()
+    before = _core.get_isa()
+    w0, grad = problem(dtype)
+    # long enough for full vectors and a tail at every width
+    w0 = np.tile(w0, 30)
+    g = np.tile(grad(problem(dtype)[0]), 30)
+    out = {}
+    try:
+        for level in levels:
+            _core.set_isa(level)
+            w = w0.copy()
+            opt = getattr(optimizers, cls_name)(**kwargs)
+            for _ in range(3):
+                opt.apply(w, g)
+            out[level] = (w, opt.get_state()["state"])
+    finally:
+        _core.set_isa(before)
+    for level in levels:
+        np.testing.assert_array_equal(out[level][0], out["ref"][0], err_msg=level)
+        np.testing.assert_array_equal(out[level][1], out["ref"][1], err_msg=level)
