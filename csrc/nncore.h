@@ -321,7 +321,9 @@ nc_status nc_doptim_state_init(const nc_optim_config *cfg, size_t n, double *sta
 /*
  * One step over n parameters. step is this step's 1-based number (1 on the
  * first call; Adam's bias corrections use it). params, grads and state must
- * not overlap. No allocation.
+ * not overlap. No allocation. Returns NC_ERR_ARG for an unknown kind or
+ * step < 1; the hyper-parameters' ranges are the caller's to check (see
+ * nc_optim_config). Every ISA level gives the same bits.
  */
 nc_status nc_soptim_step(const nc_optim_config *cfg, size_t n, float *params,
                          const float *grads, float *state, int64_t step);
