@@ -248,6 +248,147 @@ nc_status nc_saccuracy_threshold(size_t count, const float *t, const float *p,
 nc_status nc_daccuracy_threshold(size_t count, const double *t, const double *p,
                                  double threshold, size_t *correct);
 
+/* ------------------------------------------------------------------------ */
+/* Optimizers (csrc/optim.c)                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One call updates every parameter of a model: params, grads and the state
+ * are flat arrays (a model keeps all its parameters in one buffer). The
+ * update formulas are PyTorch's (torch.optim, default single-tensor path);
+ * the argument names are Keras'. Gradients are read, never written: clipping
+ * is applied on the fly.
+ *
+ * Gradient preprocessing, in this order, before any optimizer sees g:
+ *   clipnorm  > 0: g *= min(1, clipnorm / (||g||_2 + 1e-6)), the norm taken
+ *                  over the WHOLE buffer, in double, in a fixed order
+ *                  (torch.nn.utils.clip_grad_norm_'s formula);
+ *   clipvalue > 0: g = clamp(g, -clipvalue, clipvalue).
+ * weight_decay is L2 added to the gradient (g += weight_decay * p, torch's
+ * SGD/Adam/... weight_decay) for every kind except NC_OPTIM_ADAMW, where it
+ * is decoupled (p *= 1 - learning_rate * weight_decay before the step).
+ *
+ * State layout: nc_optim_state_size(cfg, n) elements = S slots of n elements
+ * (slot j is state[j*n .. j*n+n-1]) followed by T trailing scalars. Start it
+ * with nc_?optim_state_init. Slots, in order:
+ *   SGD       momentum buffer (only when momentum != 0)          T = 0
+ *   ADAGRAD   sum of squares (starts at initial_accumulator_value) T = 0
+ *   ADADELTA  square_avg, acc_delta                              T = 0
+ *   RMSPROP   square_avg, grad_avg (only if centered),
+ *             momentum buffer (only if momentum > 0)             T = 0
+ *   ADAM(W)   exp_avg, exp_avg_sq, max_exp_avg_sq (only if amsgrad) T = 0
+ *   NADAM     exp_avg, exp_avg_sq                                T = 1: mu_product
+ */
+typedef enum nc_optim_kind {
+    NC_OPTIM_SGD = 0,
+    NC_OPTIM_ADAGRAD = 1,
+    NC_OPTIM_ADADELTA = 2,
+    NC_OPTIM_RMSPROP = 3,
+    NC_OPTIM_ADAM = 4,
+    NC_OPTIM_ADAMW = 5,
+    NC_OPTIM_NADAM = 6,
+    NC_OPTIM_COUNT_ = 7
+} nc_optim_kind;
+
+typedef struct nc_optim_config {
+    nc_optim_kind kind;
+    double learning_rate;             /* > 0 */
+    double momentum;                  /* SGD, RMSPROP: in [0, 1) */
+    double rho;                       /* ADADELTA, RMSPROP (torch's alpha): in [0, 1) */
+    double beta_1, beta_2;            /* ADAM(W), NADAM: in [0, 1) */
+    double epsilon;                   /* >= 0 (> 0 for ADADELTA) */
+    double weight_decay;              /* >= 0 */
+    double initial_accumulator_value; /* ADAGRAD: >= 0 */
+    double momentum_decay;            /* NADAM: torch's psi (0.004) */
+    double clipnorm;                  /* > 0 clips the global norm; 0: off */
+    double clipvalue;                 /* > 0 clamps each element; 0: off */
+    int nesterov;                     /* SGD */
+    int amsgrad;                      /* ADAM(W) */
+    int centered;                     /* RMSPROP */
+} nc_optim_config;
+
+/* Fills cfg with Keras' defaults for its kind (learning rate 0.001, ...). */
+void nc_optim_config_default(nc_optim_config *cfg, nc_optim_kind kind);
+/* Number of n-sized state slots (S above); 0 for an unknown kind. */
+size_t nc_optim_state_slots(const nc_optim_config *cfg);
+/* Total state elements: S * n + T. */
+size_t nc_optim_state_size(const nc_optim_config *cfg, size_t n);
+
+/* Sets the state of a fresh optimizer (zeros, Adagrad's initial value, ...). */
+nc_status nc_soptim_state_init(const nc_optim_config *cfg, size_t n, float *state);
+nc_status nc_doptim_state_init(const nc_optim_config *cfg, size_t n, double *state);
+
+/*
+ * One step over n parameters. step is this step's 1-based number (1 on the
+ * first call; Adam's bias corrections use it). params, grads and state must
+ * not overlap. No allocation. Returns NC_ERR_ARG for an unknown kind or
+ * step < 1; the hyper-parameters' ranges are the caller's to check (see
+ * nc_optim_config). Every ISA level gives the same bits.
+ */
+nc_status nc_soptim_step(const nc_optim_config *cfg, size_t n, float *params,
+                         const float *grads, float *state, int64_t step);
+nc_status nc_doptim_step(const nc_optim_config *cfg, size_t n, double *params,
+                         const double *grads, double *state, int64_t step);
+
+/* The sum of squares of n elements, accumulated in double in a fixed order
+ * (the same at every ISA level and thread count). */
+double nc_ssum_squares(size_t n, const float *x);
+double nc_dsum_squares(size_t n, const double *x);
+
+/* ------------------------------------------------------------------------ */
+/* Counter-based random numbers (csrc/rng.c)                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
+ * 3", SC'11). Key = (seed & 0xffffffff, seed >> 32); counter =
+ * (block & 0xffffffff, block >> 32, stream & 0xffffffff, stream >> 32).
+ * Element i of a fill is a pure function of (seed, stream, i): fills of
+ * [offset, offset + n) in any chunking, at any thread count, give the same
+ * bits. Which block serves element i:
+ *   32-bit draws (float32 uniform/normal, masks):  block i / 4, word i % 4
+ *   64-bit draws (float64 uniform/normal):         block i / 2, words
+ *                                                  2(i%2), 2(i%2)+1 (lo, hi)
+ */
+
+/* One Philox-4x32-10 block: out = philox(ctr, key). */
+void nc_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* Uniform in [low, high): 24 random bits for float32, 53 for float64. */
+nc_status nc_srand_uniform(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                           float low, float high, float *out);
+nc_status nc_drand_uniform(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                           double low, double high, double *out);
+
+/* Normal(mean, std) by Box-Muller on pairs of uniforms (u1 in (0, 1],
+ * u2 in [0, 1)): element 2j is r cos(2 pi u2), 2j+1 is r sin(2 pi u2),
+ * r = sqrt(-2 log u1), the pair's uniforms being draws 2j and 2j+1 (words as
+ * above). Computed in double, rounded once. */
+nc_status nc_srand_normal(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                          float mean, float std, float *out);
+nc_status nc_drand_normal(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                          double mean, double std, double *out);
+
+/* Normal(mean, std) truncated to [mean - 2 std, mean + 2 std] (Keras'
+ * TruncatedNormal), by inversion: z = Phi^-1(Phi(-2) + u (Phi(2) - Phi(-2)))
+ * with one 53-bit uniform per element (64-bit draws, as above). */
+nc_status nc_srand_truncated_normal(uint64_t seed, uint64_t stream, uint64_t offset,
+                                    size_t n, float mean, float std, float *out);
+nc_status nc_drand_truncated_normal(uint64_t seed, uint64_t stream, uint64_t offset,
+                                    size_t n, double mean, double std, double *out);
+
+/* Inverted-dropout keep mask: mask[i] = 1/keep if draw i < keep * 2^32 else 0
+ * (one 32-bit draw per element). keep in (0, 1]. */
+nc_status nc_sdropout_mask(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                           float keep, float *mask);
+nc_status nc_ddropout_mask(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                           double keep, double *mask);
+
+/* A uniformly random permutation of 0 .. n-1 (Fisher-Yates from the top:
+ * step t = 0, 1, ... swaps slot n-1-t with slot floor(u_t (n - t)), u_t the
+ * 53-bit uniform of 64-bit draw t). */
+nc_status nc_rand_permutation(uint64_t seed, uint64_t stream, size_t n, int64_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,15 +9,20 @@ Keras' names and conventions.
   losses, metrics) for embedding.
 - :mod:`nncore.activations`, :mod:`nncore.losses`, :mod:`nncore.metrics`,
   :mod:`nncore.callbacks`, :mod:`nncore.regularizers`: Keras-style pieces.
+- :mod:`nncore.optimizers`, :mod:`nncore.initializers`: Keras-style optimizers
+  (one fused step over a flat buffer), schedules and initializers.
+- :mod:`nncore.random`, :func:`set_seed`: the counter-based generator.
 - :func:`show_config`: version, build, kernel level and threads.
 """
 from nncore._version import __version__
-from nncore import activations, callbacks, layers, losses, metrics, ops, regularizers
+from nncore import (activations, callbacks, initializers, layers, losses, metrics, ops,
+                    optimizers, random, regularizers)
 from nncore._config import show_config
 from nncore._core import get_num_threads, set_num_threads
 from nncore.io import load_model
 from nncore.model import Sequential
+from nncore.random import set_seed
 
-__all__ = ["__version__", "Sequential", "load_model", "activations", "callbacks", "layers",
-           "losses", "metrics", "ops", "regularizers", "show_config", "get_num_threads",
-           "set_num_threads"]
+__all__ = ["__version__", "Sequential", "load_model", "activations", "callbacks",
+           "initializers", "layers", "losses", "metrics", "ops", "optimizers", "random",
+           "regularizers", "set_seed", "show_config", "get_num_threads", "set_num_threads"]

@@ -105,3 +105,65 @@ cdef extern from "nncore.h" nogil:
                                      float threshold, size_t *correct)
     nc_status nc_daccuracy_threshold(size_t count, const double *t, const double *p,
                                      double threshold, size_t *correct)
+
+# ---- optimizers and random numbers (csrc/optim.c, csrc/rng.c) ----
+from libc.stdint cimport uint32_t, uint64_t
+
+cdef extern from "nncore.h" nogil:
+    ctypedef enum nc_optim_kind:
+        NC_OPTIM_SGD
+        NC_OPTIM_ADAGRAD
+        NC_OPTIM_ADADELTA
+        NC_OPTIM_RMSPROP
+        NC_OPTIM_ADAM
+        NC_OPTIM_ADAMW
+        NC_OPTIM_NADAM
+        NC_OPTIM_COUNT_
+
+    ctypedef struct nc_optim_config:
+        nc_optim_kind kind
+        double learning_rate
+        double momentum
+        double rho
+        double beta_1
+        double beta_2
+        double epsilon
+        double weight_decay
+        double initial_accumulator_value
+        double momentum_decay
+        double clipnorm
+        double clipvalue
+        int nesterov
+        int amsgrad
+        int centered
+
+    void nc_optim_config_default(nc_optim_config *cfg, nc_optim_kind kind)
+    size_t nc_optim_state_slots(const nc_optim_config *cfg)
+    size_t nc_optim_state_size(const nc_optim_config *cfg, size_t n)
+    nc_status nc_soptim_state_init(const nc_optim_config *cfg, size_t n, float *state)
+    nc_status nc_doptim_state_init(const nc_optim_config *cfg, size_t n, double *state)
+    nc_status nc_soptim_step(const nc_optim_config *cfg, size_t n, float *params,
+                             const float *grads, float *state, int64_t step)
+    nc_status nc_doptim_step(const nc_optim_config *cfg, size_t n, double *params,
+                             const double *grads, double *state, int64_t step)
+    double nc_ssum_squares(size_t n, const float *x)
+    double nc_dsum_squares(size_t n, const double *x)
+
+    void nc_philox4x32_10(const uint32_t *ctr, const uint32_t *key, uint32_t *out)
+    nc_status nc_srand_uniform(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                               float low, float high, float *out)
+    nc_status nc_drand_uniform(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                               double low, double high, double *out)
+    nc_status nc_srand_normal(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                              float mean, float std, float *out)
+    nc_status nc_drand_normal(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                              double mean, double std, double *out)
+    nc_status nc_srand_truncated_normal(uint64_t seed, uint64_t stream, uint64_t offset,
+                                        size_t n, float mean, float std, float *out)
+    nc_status nc_drand_truncated_normal(uint64_t seed, uint64_t stream, uint64_t offset,
+                                        size_t n, double mean, double std, double *out)
+    nc_status nc_sdropout_mask(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                               float keep, float *mask)
+    nc_status nc_ddropout_mask(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
+                               double keep, double *mask)
+    nc_status nc_rand_permutation(uint64_t seed, uint64_t stream, size_t n, int64_t *out)

@@ -614,3 +614,328 @@ def accuracy_threshold(y_true, y_pred, double threshold=0.5):
             nc_daccuracy_threshold(count, <const double *>cnp.PyArray_DATA(T),
                                    <const double *>cnp.PyArray_DATA(P), threshold, &correct)
     return correct / <double>count
+
+
+# ==========================================================================
+# Optimizers and random numbers (csrc/optim.c, csrc/rng.c)
+# ==========================================================================
+
+from libc.math cimport isfinite
+from libc.stdint cimport uint32_t, uint64_t
+
+OPTIMIZERS = {
+    "sgd": NC_OPTIM_SGD, "adagrad": NC_OPTIM_ADAGRAD, "adadelta": NC_OPTIM_ADADELTA,
+    "rmsprop": NC_OPTIM_RMSPROP, "adam": NC_OPTIM_ADAM, "adamw": NC_OPTIM_ADAMW,
+    "nadam": NC_OPTIM_NADAM,
+}
+
+# (name, lowest, highest, whether the highest is allowed) per real hyper-parameter
+_OPTIM_RANGES = (
+    ("learning_rate", 0.0, float("inf"), False),
+    ("momentum", 0.0, 1.0, False),
+    ("rho", 0.0, 1.0, False),
+    ("beta_1", 0.0, 1.0, False),
+    ("beta_2", 0.0, 1.0, False),
+    ("epsilon", 0.0, float("inf"), False),
+    ("weight_decay", 0.0, float("inf"), False),
+    ("initial_accumulator_value", 0.0, float("inf"), False),
+    ("momentum_decay", 0.0, float("inf"), False),
+    ("clipnorm", 0.0, float("inf"), False),
+    ("clipvalue", 0.0, float("inf"), False),
+)
+
+
+cdef int _optim_config(str kind, dict hp, nc_optim_config *cfg) except -1:
+    """Fills cfg from a kind name and hyper-parameters, checking every value."""
+    cdef double v
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {kind!r}; the optimizers are "
+                         f"{', '.join(sorted(OPTIMIZERS))}")
+    nc_optim_config_default(cfg, <nc_optim_kind><int>OPTIMIZERS[kind])
+    known = {r[0] for r in _OPTIM_RANGES} | {"nesterov", "amsgrad", "centered"}
+    for key in hp:
+        if key not in known:
+            raise ValueError(f"unknown optimizer hyper-parameter {key!r}")
+    for name, lo, hi, _ in _OPTIM_RANGES:
+        if name not in hp:
+            continue
+        value = hp[name]
+        if value is None and name in ("clipnorm", "clipvalue"):
+            value = 0.0
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+        if not isfinite(v) or v < lo or v >= hi:
+            raise ValueError(f"{name} must be a finite number in [{lo:g}, {hi:g}), got {value!r}")
+        if name == "learning_rate": cfg.learning_rate = v
+        elif name == "momentum": cfg.momentum = v
+        elif name == "rho": cfg.rho = v
+        elif name == "beta_1": cfg.beta_1 = v
+        elif name == "beta_2": cfg.beta_2 = v
+        elif name == "epsilon": cfg.epsilon = v
+        elif name == "weight_decay": cfg.weight_decay = v
+        elif name == "initial_accumulator_value": cfg.initial_accumulator_value = v
+        elif name == "momentum_decay": cfg.momentum_decay = v
+        elif name == "clipnorm": cfg.clipnorm = v
+        elif name == "clipvalue": cfg.clipvalue = v
+    cfg.nesterov = bool(hp.get("nesterov", False))
+    cfg.amsgrad = bool(hp.get("amsgrad", False))
+    cfg.centered = bool(hp.get("centered", False))
+    if cfg.nesterov and not cfg.momentum > 0:
+        raise ValueError("nesterov=True needs momentum > 0")
+    if cfg.kind == NC_OPTIM_ADADELTA and not cfg.epsilon > 0:
+        raise ValueError("adadelta needs epsilon > 0 (its first step divides sqrt(0 + epsilon))")
+    return 0
+
+
+cdef cnp.ndarray _inplace(object x, str name):
+    """x as a float array the engine may update in place (no copy is possible)."""
+    cdef cnp.ndarray arr
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"{name} must be a numpy.ndarray, not {type(x).__name__}")
+    arr = <cnp.ndarray>x
+    if cnp.PyArray_TYPE(arr) != F32 and cnp.PyArray_TYPE(arr) != F64:
+        raise TypeError(f"{name} has dtype {arr.dtype}; nncore computes in float32 or float64")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISBEHAVED(arr)):
+        raise ValueError(f"{name} must be C-contiguous, aligned, native-order and writeable "
+                         f"(it is updated in place)")
+    return arr
+
+
+cdef cnp.ndarray _contig_ro(object x, str name):
+    """x as a float array the engine reads, without a silent copy."""
+    cdef cnp.ndarray arr
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"{name} must be a numpy.ndarray, not {type(x).__name__}")
+    arr = <cnp.ndarray>x
+    if cnp.PyArray_TYPE(arr) != F32 and cnp.PyArray_TYPE(arr) != F64:
+        raise TypeError(f"{name} has dtype {arr.dtype}; nncore computes in float32 or float64")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISBEHAVED_RO(arr)):
+        raise ValueError(f"{name} must be C-contiguous, aligned and native-order")
+    return arr
+
+
+def optim_state_slots(str kind, dict hp):
+    """How many parameter-sized slots the optimizer's state holds."""
+    cdef nc_optim_config cfg
+    _optim_config(kind, hp, &cfg)
+    return nc_optim_state_slots(&cfg)
+
+
+def optim_state_size(str kind, dict hp, Py_ssize_t n):
+    """Elements of the flat state for n parameters (slots * n + trailing scalars)."""
+    cdef nc_optim_config cfg
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    _optim_config(kind, hp, &cfg)
+    return nc_optim_state_size(&cfg, n)
+
+
+def optim_state_init(str kind, dict hp, Py_ssize_t n, dtype):
+    """A fresh flat state for n parameters of dtype (float32 or float64)."""
+    cdef nc_optim_config cfg
+    cdef cnp.ndarray S
+    dt = np.dtype(dtype)
+    if dt != np.float32 and dt != np.float64:
+        raise TypeError(f"dtype {dt}: nncore computes in float32 or float64")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    _optim_config(kind, hp, &cfg)
+    S = np.empty(nc_optim_state_size(&cfg, n), dtype=dt)
+    if dt == np.float32:
+        nc_soptim_state_init(&cfg, n, <float *>cnp.PyArray_DATA(S))
+    else:
+        nc_doptim_state_init(&cfg, n, <double *>cnp.PyArray_DATA(S))
+    return S
+
+
+def optim_step(str kind, dict hp, params, grads, state, int64_t step):
+    """One optimizer step, in place on params and state; grads are only read.
+
+    params, grads: the flat (or any-shaped, contiguous) parameter and gradient
+    buffers, same dtype and size; state: the 1-D flat state from
+    optim_state_init; step: this step's 1-based number.
+    """
+    cdef nc_optim_config cfg
+    cdef cnp.ndarray P = _inplace(params, "params"), G = _contig_ro(grads, "grads")
+    cdef cnp.ndarray S = _inplace(state, "state")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(P)
+    cdef size_t need
+    cdef nc_status st
+    _optim_config(kind, hp, &cfg)
+    _same_dtype(P, "params", G, "grads")
+    _same_dtype(P, "params", S, "state")
+    if cnp.PyArray_SIZE(G) != n:
+        raise ValueError(f"grads has {cnp.PyArray_SIZE(G)} elements but params has {n}")
+    need = nc_optim_state_size(&cfg, n)
+    if cnp.PyArray_NDIM(S) != 1 or <size_t>cnp.PyArray_SIZE(S) != need:
+        raise ValueError(f"state has shape {_shape(S)}; {kind} with these options needs "
+                         f"({need},) for {n} parameters")
+    if step < 1:
+        raise ValueError(f"step is 1-based, got {step}")
+    _no_overlap(P, "params", G, "grads")
+    _no_overlap(S, "state", P, "params")
+    _no_overlap(S, "state", G, "grads")
+    if cnp.PyArray_TYPE(P) == F32:
+        with nogil:
+            st = nc_soptim_step(&cfg, n, <float *>cnp.PyArray_DATA(P),
+                                <const float *>cnp.PyArray_DATA(G),
+                                <float *>cnp.PyArray_DATA(S), step)
+    else:
+        with nogil:
+            st = nc_doptim_step(&cfg, n, <double *>cnp.PyArray_DATA(P),
+                                <const double *>cnp.PyArray_DATA(G),
+                                <double *>cnp.PyArray_DATA(S), step)
+    _check_status(st)
+
+
+def sum_squares(x):
+    """Sum of squares of every element, in double, in a fixed order."""
+    cdef cnp.ndarray X = _real(x, "x")
+    cdef double r
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(X)
+    if cnp.PyArray_TYPE(X) == F32:
+        with nogil:
+            r = nc_ssum_squares(n, <const float *>cnp.PyArray_DATA(X))
+    else:
+        with nogil:
+            r = nc_dsum_squares(n, <const double *>cnp.PyArray_DATA(X))
+    return r
+
+
+cdef uint64_t _u64(object v, str name) except? 0:
+    try:
+        iv = int(v)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an integer, got {v!r}") from None
+    if iv != v or not 0 <= iv < 2 ** 64:
+        raise ValueError(f"{name} must be an integer in [0, 2**64), got {v!r}")
+    return <uint64_t>iv
+
+
+def philox4x32_10(ctr, key):
+    """One Philox-4x32-10 block: 4 counter words, 2 key words -> 4 words."""
+    cdef uint32_t c[4]
+    cdef uint32_t k[2]
+    cdef uint32_t o[4]
+    cdef int i
+    if len(ctr) != 4 or len(key) != 2:
+        raise ValueError("philox4x32_10 takes 4 counter words and 2 key words")
+    for i in range(4):
+        if not 0 <= ctr[i] < 2 ** 32:
+            raise ValueError(f"counter word {ctr[i]!r} is not a 32-bit unsigned integer")
+        c[i] = ctr[i]
+    for i in range(2):
+        if not 0 <= key[i] < 2 ** 32:
+            raise ValueError(f"key word {key[i]!r} is not a 32-bit unsigned integer")
+        k[i] = key[i]
+    nc_philox4x32_10(c, k, o)
+    return (o[0], o[1], o[2], o[3])
+
+
+cdef tuple _rng_prep(object shape, object dtype, object out, object seed, object stream,
+                     object offset, list arr_out):
+    dt = np.dtype(dtype)
+    if dt != np.float32 and dt != np.float64:
+        raise TypeError(f"dtype {dt}: nncore draws float32 or float64")
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"shape {shape} has a negative size")
+    arr_out.append(_out(out, "out", F32 if dt == np.float32 else F64, shape))
+    return (_u64(seed, "seed"), _u64(stream, "stream"), _u64(offset, "offset"))
+
+
+def rand_uniform(seed, stream, shape, double low=0.0, double high=1.0, dtype=np.float32,
+                 offset=0, out=None):
+    """Uniform draws in [low, high): element i is draw offset + i of (seed, stream)."""
+    cdef list a = []
+    cdef uint64_t s, t, o
+    cdef cnp.ndarray X
+    cdef Py_ssize_t n
+    cdef nc_status st
+    if not (isfinite(low) and isfinite(high) and low <= high):
+        raise ValueError(f"uniform needs finite low <= high, got [{low}, {high})")
+    s, t, o = _rng_prep(shape, dtype, out, seed, stream, offset, a)
+    X = a[0]
+    n = cnp.PyArray_SIZE(X)
+    if cnp.PyArray_TYPE(X) == F32:
+        if not (isfinite(<float>low) and isfinite(<float>high)):
+            raise ValueError(f"[{low}, {high}) overflows float32")
+        with nogil:
+            st = nc_srand_uniform(s, t, o, n, <float>low, <float>high, <float *>cnp.PyArray_DATA(X))
+    else:
+        with nogil:
+            st = nc_drand_uniform(s, t, o, n, low, high, <double *>cnp.PyArray_DATA(X))
+    if st != NC_OK:
+        raise ValueError(f"offset {o} + {n} draws passes 2**64")
+    return X
+
+
+def rand_normal(seed, stream, shape, double mean=0.0, double stddev=1.0, dtype=np.float32,
+                bint truncated=False, offset=0, out=None):
+    """Normal(mean, stddev) draws (Box-Muller), or truncated to 2 stddev (inversion)."""
+    cdef list a = []
+    cdef uint64_t s, t, o
+    cdef cnp.ndarray X
+    cdef Py_ssize_t n
+    cdef nc_status st
+    cdef bint f32
+    if not (isfinite(mean) and isfinite(stddev) and stddev >= 0):
+        raise ValueError(f"normal needs a finite mean and stddev >= 0, got {mean}, {stddev}")
+    s, t, o = _rng_prep(shape, dtype, out, seed, stream, offset, a)
+    X = a[0]
+    n = cnp.PyArray_SIZE(X)
+    f32 = cnp.PyArray_TYPE(X) == F32
+    with nogil:
+        if f32 and truncated:
+            st = nc_srand_truncated_normal(s, t, o, n, <float>mean, <float>stddev,
+                                           <float *>cnp.PyArray_DATA(X))
+        elif f32:
+            st = nc_srand_normal(s, t, o, n, <float>mean, <float>stddev,
+                                 <float *>cnp.PyArray_DATA(X))
+        elif truncated:
+            st = nc_drand_truncated_normal(s, t, o, n, mean, stddev,
+                                           <double *>cnp.PyArray_DATA(X))
+        else:
+            st = nc_drand_normal(s, t, o, n, mean, stddev, <double *>cnp.PyArray_DATA(X))
+    if st != NC_OK:
+        raise ValueError(f"offset {o} + {n} draws passes 2**64")
+    return X
+
+
+def dropout_mask(seed, stream, shape, double keep, dtype=np.float32, offset=0, out=None):
+    """Inverted-dropout mask: 1/keep where kept (probability keep), else 0."""
+    cdef list a = []
+    cdef uint64_t s, t, o
+    cdef cnp.ndarray X
+    cdef Py_ssize_t n
+    cdef nc_status st
+    if not (keep > 0 and keep <= 1):
+        raise ValueError(f"the keep probability must be in (0, 1], got {keep}")
+    s, t, o = _rng_prep(shape, dtype, out, seed, stream, offset, a)
+    X = a[0]
+    n = cnp.PyArray_SIZE(X)
+    if cnp.PyArray_TYPE(X) == F32:
+        with nogil:
+            st = nc_sdropout_mask(s, t, o, n, <float>keep, <float *>cnp.PyArray_DATA(X))
+    else:
+        with nogil:
+            st = nc_ddropout_mask(s, t, o, n, keep, <double *>cnp.PyArray_DATA(X))
+    if st != NC_OK:
+        raise ValueError(f"offset {o} + {n} draws passes 2**64 (or keep {keep} out of range)")
+    return X
+
+
+def permutation(seed, stream, Py_ssize_t n):
+    """A random permutation of 0 .. n-1 (int64), a pure function of (seed, stream, n)."""
+    cdef uint64_t s = _u64(seed, "seed"), t = _u64(stream, "stream")
+    cdef cnp.ndarray P
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    P = np.empty(n, dtype=np.int64)
+    with nogil:
+        nc_rand_permutation(s, t, n, <int64_t *>cnp.PyArray_DATA(P))
+    return P

@@ -1,0 +1,23 @@
+/*
+ * optim_avx2.c -- optim_impl.h's step loops compiled for AVX2 (+FMA flags; no contraction in ISO C, so no FMA is used).
+ * The same source as the portable loops in optim.c, so the same bits, wider.
+ */
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#include "internal.h"
+
+#define NC_OPTIM_ISA avx2
+#define NC_OPTIM_KERNELS_ONLY 1
+
+#define NC_REAL_BITS 32
+#include "real.h"
+#include "optim_impl.h"
+#undef NC_REAL_BITS
+
+#define NC_REAL_BITS 64
+#include "real.h"
+#include "optim_impl.h"
+#undef NC_REAL_BITS
+
+#else
+typedef int nc_optim_avx2_empty_; /* ISO C forbids an empty translation unit */
+#endif
