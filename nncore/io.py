@@ -60,11 +60,11 @@ def write_file(path, header: dict, arrays: Dict[str, np.ndarray]) -> None:
     """Write a header and named arrays in the format above."""
     table, parts, offset = [], [], 0
     for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr)  # (ascontiguousarray would turn a 0-d array into 1-d)
         key = arr.dtype.newbyteorder("<").str
         if key not in _DTYPES:
             raise TypeError(f"cannot save array {name!r} of dtype {arr.dtype}")
-        data = arr.astype(key, copy=False).tobytes()
+        data = arr.astype(key, copy=False).tobytes(order="C")
         pad = -offset % _ALIGN
         parts.append(b"\0" * pad)
         offset += pad
@@ -163,9 +163,9 @@ def save_model(model, path) -> None:
             "metrics": [m if isinstance(m, str) else m.name for m in model._metric_specs],
         }
         if getattr(model, "_prepared", False):
-            header["compile"]["optimizer_iterations"] = int(opt.iterations)
-            for i, state in enumerate(opt.get_state()):
-                arrays[f"optimizer/{i}"] = state
+            header["compile"]["optimizer_state"] = True
+            for key, value in opt.get_state().items():
+                arrays[f"optimizer/{key}"] = value
     write_file(path, header, arrays)
 
 
@@ -199,8 +199,11 @@ def load_model(path, compile: bool = True):
         opt = optimizers.get(comp["optimizer"])
         model.compile(optimizer=opt, loss=losses.get_loss(comp["loss"]),
                       metrics=comp["metrics"])
-        if "optimizer_iterations" in comp:
-            states = [arrays[f"optimizer/{i}"] for i in range(len(opt.get_state()))
-                      if f"optimizer/{i}" in arrays]
-            opt.set_state(states, comp["optimizer_iterations"])
+        if comp.get("optimizer_state"):
+            state = {key[len("optimizer/"):]: arr for key, arr in arrays.items()
+                     if key.startswith("optimizer/")}
+            try:
+                opt.set_state(state)
+            except (KeyError, ValueError) as e:
+                raise ModelFileError(f"{path}: the optimizer state does not fit ({e})") from None
     return model

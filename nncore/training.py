@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from nncore import callbacks as cb, metrics as metrics_mod
+from nncore import callbacks as cb, metrics as metrics_mod, random
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -43,7 +43,7 @@ class _ArrayBatches:
         self._ybuf = np.empty((min(batch_size, self.n),) + y.shape[1:], y.dtype)
 
     def epoch(self, epoch: int):
-        order = (np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        order = (random.permutation(self.n, seed=self.seed, stream=epoch)
                  if self.shuffle else None)
         for start in range(0, self.n, self.batch_size):
             stop = min(start + self.batch_size, self.n)
