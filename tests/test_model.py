@@ -214,7 +214,8 @@ def test_early_stopping_stops_after_patience():
     x, y = _blobs(60)
     model = _mlp()
     model.compile(optimizer=nncore.optimizers.SGD(learning_rate=0.0), loss="sparse_categorical_crossentropy")
-    stop = callbacks.EarlyStopping(monitor="loss", patience=2, restore_best_weights=True)
+    stop = callbacks.EarlyStopping(monitor="loss", patience=2, min_delta=1e-6,
+                                   restore_best_weights=True)
     hist = model.fit(x, y, epochs=50, verbose=0, callbacks=[stop])
     assert len(hist.epoch) == 3  # no improvement with a zero learning rate
 
