@@ -154,7 +154,7 @@ def save_model(model, path) -> None:
                        for layer in model.layers],
         },
     }
-    arrays = {"params": model._params}
+    arrays = {"params": model._params, "states": model._states}
     if model.optimizer is not None and model.loss is not None:
         opt = model.optimizer
         header["compile"] = {
@@ -190,10 +190,11 @@ def load_model(path, compile: bool = True):
         raise
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: the architecture cannot be rebuilt ({e})") from None
-    params = arrays.get("params")
-    if params is None or params.shape != model._params.shape or params.dtype != model.dtype:
-        raise ModelFileError(f"{path}: the weights do not fit the architecture")
-    model._params[...] = params
+    for key, flat in (("params", model._params), ("states", model._states)):
+        saved = arrays.get(key)
+        if saved is None or saved.shape != flat.shape or saved.dtype != model.dtype:
+            raise ModelFileError(f"{path}: the {key} do not fit the architecture")
+        flat[...] = saved
     comp = header.get("compile")
     if compile and comp is not None:
         opt = optimizers.get(comp["optimizer"])

@@ -95,18 +95,29 @@ class Sequential:
                 specs.append(spec)
                 owners.append(layer)
         self.output_shape = tuple(shape)
-        offsets, total = layout(specs, self.dtype)
+        # trainable parameters (and their gradients) in one flat buffer, the
+        # optimizer's; non-trainable state (e.g. moving averages) in another
+        trainable = [i for i, spec in enumerate(specs) if spec.trainable]
+        frozen = [i for i, spec in enumerate(specs) if not spec.trainable]
+        offsets, total = layout([specs[i] for i in trainable], self.dtype)
+        s_offsets, s_total = layout([specs[i] for i in frozen], self.dtype)
         self._params = aligned_empty(total, self.dtype)
         self._grads = aligned_empty(total, self.dtype)
+        self._states = aligned_empty(s_total, self.dtype)
         views: Dict[int, tuple] = {}
-        for spec, owner, off in zip(specs, owners, offsets):
-            size = int(np.prod(spec.shape, dtype=np.int64))
-            p, g = views.setdefault(id(owner), ({}, {}))
-            p[spec.name] = self._params[off:off + size].reshape(spec.shape)
-            g[spec.name] = self._grads[off:off + size].reshape(spec.shape)
+        for indices, offs, flat, grads in ((trainable, offsets, self._params, self._grads),
+                                           (frozen, s_offsets, self._states, None)):
+            for i, off in zip(indices, offs):
+                spec, owner = specs[i], owners[i]
+                size = int(np.prod(spec.shape, dtype=np.int64))
+                p, g = views.setdefault(id(owner), ({}, {}))
+                p[spec.name] = flat[off:off + size].reshape(spec.shape)
+                if grads is not None:
+                    g[spec.name] = grads[off:off + size].reshape(spec.shape)
         for layer in self.layers:
             layer.bind(*views.get(id(layer), ({}, {})))
         self._param_specs = list(zip(owners, specs))
+        self._rng_layers = [layer for layer in self.layers if layer.uses_rng]
         compute = self._compute_layers
         for i, layer in enumerate(compute):
             if hasattr(layer, "need_input_grad"):
@@ -131,6 +142,9 @@ class Sequential:
                 init = type(init).from_config(dict(init.get_config(),
                                                    seed=derive_seed(self._seed, index)))
             layer.params[spec.name][...] = init(spec.shape, self.dtype)
+        for index, layer in enumerate(self.layers):
+            if layer.uses_rng and layer.seed is None:
+                layer.seed = derive_seed(self._seed, 1 << 33, index)
 
     def shuffle_seed(self) -> int:
         """The seed of fit's shuffling, derived from the model's seed."""
@@ -166,15 +180,17 @@ class Sequential:
             i += n
 
     def get_flat_weights(self) -> np.ndarray:
-        """A copy of the flat parameter buffer (all parameters, with alignment padding)."""
-        return self._params.copy()
+        """Every parameter and state value, as one flat copy (with alignment padding)."""
+        return np.concatenate([self._params, self._states])
 
     def set_flat_weights(self, flat: np.ndarray) -> None:
-        """Restore the flat parameter buffer from ``get_flat_weights``."""
-        if flat.shape != self._params.shape:
+        """Restore what ``get_flat_weights`` returned."""
+        n = self._params.size
+        if flat.shape != (n + self._states.size,):
             raise ValueError(f"flat weights of shape {flat.shape} do not fit this model "
-                             f"({self._params.shape})")
-        self._params[...] = flat
+                             f"({n + self._states.size},)")
+        self._params[...] = flat[:n]
+        self._states[...] = flat[n:]
 
     def summary(self, print_fn=print) -> None:
         """Print the layers, their output shapes and parameter counts."""
@@ -268,6 +284,8 @@ class Sequential:
         return sum(layer.regularization_loss() for layer in self.layers)
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
+        for layer in self._rng_layers:
+            layer.step = self.optimizer.iterations  # randomness keyed by the update number
         self._set_logits(True)
         try:
             out = self._forward(x, True)

@@ -5,5 +5,7 @@ Each layer has ``forward(x, training)`` and ``backward(dy)`` usable by hand
 """
 from nncore.layers.base import Layer
 from nncore.layers.core import Activation, Dense, Flatten, Input
+from nncore.layers.normalization import BatchNormalization
+from nncore.layers.regularization import Dropout
 
-__all__ = ["Layer", "Input", "Dense", "Activation", "Flatten"]
+__all__ = ["Layer", "Input", "Dense", "Activation", "Flatten", "Dropout", "BatchNormalization"]

@@ -94,6 +94,12 @@ class Layer:
         self.params: Dict[str, np.ndarray] = {}
         self.grads: Dict[str, np.ndarray] = {}
         self._buffers: Dict[str, np.ndarray] = {}
+        self.seed: Optional[int] = None  # layers that draw randomness key it by seed
+        self.step = 0                    # and by training step (set by the model)
+
+    # Whether the layer draws random numbers while training (the model then
+    # gives it a seed derived from its own and the step of each update).
+    uses_rng = False
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape: Shape) -> None:
