@@ -15,7 +15,7 @@ Keras' names and conventions.
 - :func:`show_config`: version, build, kernel level and threads.
 """
 from nncore._version import __version__
-from nncore import (activations, callbacks, initializers, layers, losses, metrics, ops,
+from nncore import (activations, callbacks, data, initializers, layers, losses, metrics, ops,
                     optimizers, random, regularizers)
 from nncore._config import show_config
 from nncore._core import get_num_threads, set_num_threads
@@ -23,6 +23,6 @@ from nncore.io import load_model
 from nncore.model import Sequential
 from nncore.random import set_seed
 
-__all__ = ["__version__", "Sequential", "load_model", "activations", "callbacks",
+__all__ = ["__version__", "Sequential", "load_model", "activations", "callbacks", "data",
            "initializers", "layers", "losses", "metrics", "ops", "optimizers", "random",
            "regularizers", "set_seed", "show_config", "get_num_threads", "set_num_threads"]

@@ -317,3 +317,31 @@ class CSVLogger(Callback):
 
     def on_train_end(self, logs=None):
         self.file.close()
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model after each epoch (or only when ``monitor`` improves).
+
+    ``filepath`` may hold format fields of the epoch and the logs, e.g.
+    ``"ckpt-{epoch:02d}-{val_loss:.3f}.nncore"``. Files are written atomically.
+    """
+
+    def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, mode: str = "auto", save_freq="epoch"):
+        super().__init__(monitor, mode, 0.0)
+        if save_freq != "epoch":
+            raise ValueError("ModelCheckpoint saves once per epoch (save_freq='epoch')")
+        self.filepath, self.verbose, self.save_best_only = os.fspath(filepath), verbose, \
+            save_best_only
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            value = self._value(logs)
+            if not self._improved(value):
+                return
+            self.best = value
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        self.model.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved model to {path}")

@@ -330,3 +330,41 @@ def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
         model.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.nncore"]
+
+
+def test_model_checkpoint_saves_best_only(tmp_path):
+    x, y = _blobs(40)
+    model = _mlp()
+    model.compile(optimizer=nncore.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    ckpt = callbacks.ModelCheckpoint(str(tmp_path / "m-{epoch:02d}.nncore"), monitor="loss",
+                                     save_best_only=True)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[ckpt])
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == ["m-01.nncore", "m-02.nncore", "m-03.nncore"]  # the loss fell each epoch
+    np.testing.assert_array_equal(nncore.load_model(tmp_path / "m-03.nncore").predict(x),
+                                  model.predict(x))
+
+
+def test_fit_on_a_batch_loader_equals_manual_epochs():
+    x, y = _blobs(50)
+    loader = nncore.data.BatchLoader(x, y, batch_size=16, shuffle=True, seed=4)
+    assert len(loader) == 4 and [len(b[0]) for b in loader] == [16, 16, 16, 2]
+    assert len(nncore.data.BatchLoader(x, y, batch_size=16, drop_last=True)) == 3
+    model = _mlp()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    hist = model.fit(loader, epochs=2, verbose=0)
+    assert len(hist.history["loss"]) == 2
+
+
+def test_data_helpers():
+    y = np.array([2, 0, 1])
+    np.testing.assert_array_equal(nncore.data.one_hot(y), np.eye(3)[y])
+    with pytest.raises(ValueError, match="lie in"):
+        nncore.data.one_hot(y, 2)
+    x = np.arange(20.0).reshape(10, 2)
+    xtr, xte, ytr, yte = nncore.data.train_test_split(x, np.arange(10), test_size=0.3, seed=1)
+    assert len(xte) == 3 and sorted(np.concatenate([ytr, yte])) == list(range(10))
+    scaler = nncore.data.StandardScaler().fit(xtr)
+    z = scaler.transform(xtr, dtype=np.float64)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(scaler.inverse_transform(z), xtr)
