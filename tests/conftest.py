@@ -82,10 +82,11 @@ def ref_act(name: str, x, param=None) -> np.ndarray:
         if name == "softplus":
             return np.logaddexp(0.0, x)
         if name in ("softmax", "log_softmax"):
+            # (x - m) - log(sum e^(x - m)): no cancellation against a large max
             m = np.max(x, axis=-1, keepdims=True)
-            lse = m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
-            ls = x - lse
-            return ls if name == "log_softmax" else np.exp(ls)
+            e = np.exp(x - m)
+            s = np.sum(e, axis=-1, keepdims=True)
+            return (x - m) - np.log(s) if name == "log_softmax" else e / s
     raise KeyError(name)
 
 
