@@ -470,10 +470,29 @@ cdef int _loss_arrays(cnp.ndarray P, bint want_grad, bint want_per_sample, tuple
     return 0
 
 
+cdef tuple _apart(cnp.ndarray G, cnp.ndarray P, cnp.ndarray T):
+    """(array for the kernel to write, destination or None) for a gradient output
+    that may be y_pred or y_true exactly. The loss kernels do not promise that
+    grad may alias their inputs (the fused softmax cross-entropy keeps exp(z) in
+    grad while it still reads z), so an in-place gradient is computed apart and
+    copied in."""
+    if cnp.PyArray_DATA(G) == cnp.PyArray_DATA(P) or (
+            T is not None and cnp.PyArray_DATA(G) == cnp.PyArray_DATA(T)):
+        return np.empty_like(G), G
+    return G, None
+
+
+cdef cnp.ndarray _copy_back(cnp.ndarray G, cnp.ndarray G_dst):
+    if G is None or G_dst is None:
+        return G
+    np.copyto(G_dst, G)
+    return G_dst
+
+
 def loss(int kind, int reduction, y_true, y_pred, bint want_grad=False,
          bint want_per_sample=False, grad_out=None):
     """(total, per_sample or None, grad or None) of a loss over a batch."""
-    cdef cnp.ndarray P = _real(y_pred, "y_pred"), T, G, S
+    cdef cnp.ndarray P = _real(y_pred, "y_pred"), T, G, S, G_dst = None
     cdef Py_ssize_t n, k
     cdef double total = 0
     cdef void *gp = NULL
@@ -492,6 +511,7 @@ def loss(int kind, int reduction, y_true, y_pred, bint want_grad=False,
     G, S = arrs
     if G is not None:
         _same_or_apart(G, "grad_out", T, "y_true")
+        G, G_dst = _apart(G, P, T)
         gp = cnp.PyArray_DATA(G)
     if S is not None:
         sp = cnp.PyArray_DATA(S)
@@ -506,13 +526,13 @@ def loss(int kind, int reduction, y_true, y_pred, bint want_grad=False,
                           <const double *>cnp.PyArray_DATA(T), <const double *>cnp.PyArray_DATA(P),
                           &total, <double *>sp, <double *>gp)
     _check_status(st)
-    return total, S, G
+    return total, S, _copy_back(G, G_dst)
 
 
 def loss_sparse(int kind, int reduction, labels, y_pred, bint want_grad=False,
                 bint want_per_sample=False, grad_out=None):
     """Categorical cross-entropy against integer labels: (total, per_sample, grad)."""
-    cdef cnp.ndarray P = _real(y_pred, "y_pred"), L, G, S
+    cdef cnp.ndarray P = _real(y_pred, "y_pred"), L, G, S, G_dst = None
     cdef Py_ssize_t n, k
     cdef double total = 0
     cdef void *gp = NULL
@@ -532,6 +552,7 @@ def loss_sparse(int kind, int reduction, labels, y_pred, bint want_grad=False,
     _loss_arrays(P, want_grad, want_per_sample, ps_shape, grad_out, arrs)
     G, S = arrs
     if G is not None:
+        G, G_dst = _apart(G, P, None)
         gp = cnp.PyArray_DATA(G)
     if S is not None:
         sp = cnp.PyArray_DATA(S)
@@ -547,7 +568,7 @@ def loss_sparse(int kind, int reduction, labels, y_pred, bint want_grad=False,
                                  <const double *>cnp.PyArray_DATA(P), &total, <double *>sp,
                                  <double *>gp)
     _check_status(st)
-    return total, S, G
+    return total, S, _copy_back(G, G_dst)
 
 
 def accuracy_argmax(y_true, y_pred):
