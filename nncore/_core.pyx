@@ -342,22 +342,28 @@ def dense_backward(x, w, dz, bint want_dx=True, bint want_dw=True, bint want_db=
     if beta != 0 and ((want_dw and dw is None) or (want_db and db is None)):
         raise ValueError("beta != 0 accumulates into dw and db, so they must be given")
     t = cnp.PyArray_TYPE(X)
+    outs = []
     if want_dx:
         DX = _out(dx, "dx", t, (m, k))
-        _no_overlap(DX, "dx", DZ, "dz")
-        _no_overlap(DX, "dx", W, "w")
+        outs.append((DX, "dx"))
         dxp = cnp.PyArray_DATA(DX)
     if want_dw:
         DW = _out(dw, "dw", t, (k, n))
-        _no_overlap(DW, "dw", X, "x")
-        _no_overlap(DW, "dw", DZ, "dz")
-        if DX is not None:
-            _no_overlap(DW, "dw", DX, "dx")
+        outs.append((DW, "dw"))
         dwp = cnp.PyArray_DATA(DW)
     if want_db:
         DB = _out(db, "db", t, (n,))
-        _no_overlap(DB, "db", DZ, "dz")
+        outs.append((DB, "db"))
         dbp = cnp.PyArray_DATA(DB)
+    # Every output apart from every input and from each other: the kernel
+    # writes dx before it reads x for dw, so dx=x (same shape) would silently
+    # give a wrong dw, and db inside dw would clobber it.
+    for i, (O, oname) in enumerate(outs):
+        _no_overlap(O, oname, X, "x")
+        _no_overlap(O, oname, W, "w")
+        _no_overlap(O, oname, DZ, "dz")
+        for O2, oname2 in outs[i + 1:]:
+            _no_overlap(O2, oname2, O, oname)
     if t == F32:
         with nogil:
             st = nc_sdense_backward(m, k, n, <const float *>cnp.PyArray_DATA(X),
