@@ -200,8 +200,7 @@ cdef tuple _rows_cols(cnp.ndarray a):
 cdef cnp.ndarray _labels(object labels, Py_ssize_t n, Py_ssize_t k, str name):
     """Integer class labels as contiguous int64, each checked to lie in [0, k)."""
     cdef cnp.ndarray arr = np.asarray(labels)
-    cdef const int64_t *lab
-    cdef Py_ssize_t i, bad = -1
+    cdef Py_ssize_t bad
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.floor(arr)):
             raise ValueError(f"{name} must hold integer class labels; got non-integral values")
@@ -209,16 +208,18 @@ cdef cnp.ndarray _labels(object labels, Py_ssize_t n, Py_ssize_t k, str name):
         raise TypeError(f"{name} has dtype {arr.dtype}; class labels must be integers")
     if arr.size != n:
         raise ValueError(f"{name} has shape {_shape(arr)}: {arr.size} labels for {n} samples")
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
-    lab = <const int64_t *>cnp.PyArray_DATA(arr)
-    with nogil:
-        for i in range(n):
-            if lab[i] < 0 or lab[i] >= k:
-                bad = i
-                break
-    if bad >= 0:
-        raise ValueError(f"{name}[{bad}] = {lab[bad]} is outside the {k} classes [0, {k})")
-    return arr
+    # Range-check in the labels' own dtype, before the cast to int64: a uint64
+    # of 2**63 or a float of 1e20 would otherwise wrap (or be undefined) and the
+    # error would name a value the caller never passed.
+    flat = arr.reshape(-1)
+    out_of_range = np.flatnonzero((flat < 0) | (flat >= k))
+    if out_of_range.size:
+        bad = out_of_range[0]
+        value = flat[bad].item()
+        if isinstance(value, float):
+            value = int(value)
+        raise ValueError(f"{name}[{bad}] = {value} is outside the {k} classes [0, {k})")
+    return np.ascontiguousarray(arr, dtype=np.int64)
 
 
 cdef int _check_act(int act, double param) except -1:
