@@ -111,6 +111,8 @@ cdef cnp.ndarray _real(object x, str name):
     cdef int t
     if cnp.PyArray_Check(x):
         arr = <cnp.ndarray>x
+    elif isinstance(x, np.generic):
+        arr = np.asarray(x)  # a NumPy scalar has a dtype of its own: checked like an array's
     else:
         arr = np.asarray(x)
         if arr.dtype.kind in "biu":
