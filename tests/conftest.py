@@ -63,6 +63,8 @@ def ref_act(name: str, x, param=None) -> np.ndarray:
     """f(x) in float64. NaN propagates everywhere (including step)."""
     x = np.asarray(x, dtype=np.float64)
     p = PARAM_DEFAULT.get(name, 0.0) if param is None else float(param)
+    if x.size == 0:
+        return x.copy()
     with np.errstate(all="ignore"):
         if name == "linear":
             return x.copy()
@@ -136,9 +138,12 @@ def ref_per_sample(loss: str, t, p, from_logits: bool = False) -> np.ndarray:
     if p.ndim == 1 and loss != "sparse":
         p = p[:, None]
     if loss == "sparse":
-        labels = np.asarray(t).astype(np.int64)
-        t = np.eye(p.shape[-1])[labels]
-        loss = "cce"
+        # the loss of integer labels reads only the labelled entry of each row
+        labels = np.asarray(t).astype(np.int64).reshape(p.shape[:-1])
+        if from_logits:
+            return -np.take_along_axis(ref_act("log_softmax", p), labels[..., None], -1)[..., 0]
+        picked = np.take_along_axis(p, labels[..., None], -1)[..., 0]
+        return -np.log(np.clip(picked, PROB_EPS, 1 - PROB_EPS))
     t = np.asarray(t, dtype=np.float64).reshape(p.shape)
     if loss == "mse":
         return np.mean((p - t) ** 2, axis=-1)
