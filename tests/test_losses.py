@@ -403,3 +403,19 @@ def test_from_logits_rejected_where_meaningless(name):
 def test_bad_reduction(bad):
     with pytest.raises(ValueError, match="reduction"):
         ops.loss(np.zeros(3), np.zeros(3), "mse", reduction=bad)
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cce_targets_not_summing_to_one(isa, from_logits, reduction):
+    """Multi-label or scaled targets: the loss is still -sum t log p (or its fused
+    form, sum(t) lse - t.z), and the gradient is its derivative."""
+    rng = np.random.default_rng(19)
+    t = rng.uniform(0, 2, (4, 5))
+    z = rng.standard_normal((4, 5))
+    p = z if from_logits else ref_act("softmax", z) * 0.9  # not normalised either
+    val, g = ops.loss_and_grad(t, p, "categorical_crossentropy", from_logits, reduction)
+    np.testing.assert_allclose(val, ref_loss("cce", t, p, from_logits, reduction), rtol=1e-13)
+    f = lambda v: float(np.sum(ops.loss(t, v, "categorical_crossentropy", from_logits,  # noqa: E731
+                                        reduction)))
+    np.testing.assert_allclose(g, fd_grad(f, p), rtol=1e-6, atol=1e-9)

@@ -341,3 +341,61 @@ def test_dense_layer_gradients_by_finite_differences(isa, activation, loss, from
     np.testing.assert_allclose(dx, fd_grad(lambda v: total(v, w, b), x), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(dw, fd_grad(lambda v: total(x, v, b), w), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(db, fd_grad(lambda v: total(x, w, v), b), rtol=1e-6, atol=1e-8)
+
+
+# --------------------------------------------------------------------------
+# No transposed copies; threads
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("trans_a,trans_b", [(True, False), (False, True), (True, True)])
+def test_transposes_are_not_copied_at_the_boundary(isa, trans_a, trans_b):
+    """The transpose flags read the operand in place: NumPy allocates nothing but the
+    result (a transposed copy of a would be 16x larger than the output here)."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    m, k, n = 8, 4000, 8
+    a = rng.standard_normal((k, m) if trans_a else (m, k))
+    b = rng.standard_normal((n, k) if trans_b else (k, n))
+    ops.matmul(a, b, trans_a, trans_b)  # warm up
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        ops.matmul(a, b, trans_a, trans_b)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak < m * n * 8 + 4096, peak
+    # and for the backward pass, which uses two transposed products
+    x = rng.standard_normal((m, k))
+    w = rng.standard_normal((k, n))
+    dz = rng.standard_normal((m, n))
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        ops.dense_backward(x, w, dz)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak < (m * k + k * n + n) * 8 + 4096, peak
+
+
+def test_results_identical_at_any_thread_count(isa, dtype):
+    """nncore.h: results are bit-identical at any thread count."""
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((150, 170)).astype(dtype)
+    b = rng.standard_normal((170, 130)).astype(dtype)
+    dz = rng.standard_normal((150, 130)).astype(dtype)
+    prev = _core.get_num_threads()
+    try:
+        results = []
+        for t in (1, 2, 3):
+            _core.set_num_threads(t)
+            results.append((ops.matmul(a, b), ops.matmul(a, a, True, False),
+                            ops.matmul(b, b, False, True), *ops.dense_backward(a, b, dz)))
+    finally:
+        _core.set_num_threads(prev)
+    for other in results[1:]:
+        for r0, r1 in zip(results[0], other):
+            np.testing.assert_array_equal(r0, r1)
