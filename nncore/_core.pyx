@@ -124,7 +124,9 @@ cdef cnp.ndarray _real(object x, str name):
             f"{name} has dtype {arr.dtype}; nncore computes in float32 or float64 "
             f"(convert it with .astype(np.float32))")
     if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISBEHAVED_RO(arr)):
-        arr = np.ascontiguousarray(arr, dtype=np.float32 if t == F32 else np.float64)
+        # an explicit copy: np.ascontiguousarray hands back a C-contiguous but
+        # misaligned array as it is
+        arr = np.array(arr, dtype=np.float32 if t == F32 else np.float64, order="C", copy=True)
     return arr
 
 
@@ -221,7 +223,8 @@ cdef cnp.ndarray _labels(object labels, Py_ssize_t n, Py_ssize_t k, str name):
         if isinstance(value, float):
             value = int(value)
         raise ValueError(f"{name}[{bad}] = {value} is outside the {k} classes [0, {k})")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    return arr if arr.flags.aligned else arr.copy()  # ascontiguousarray keeps misalignment
 
 
 cdef int _check_act(int act, double param) except -1:
@@ -460,6 +463,8 @@ cdef cnp.ndarray _targets(object y_true, cnp.ndarray P):
     if T.dtype.kind not in "biuf":
         raise TypeError(f"y_true has dtype {T.dtype}; targets must be numbers")
     T = np.ascontiguousarray(T, dtype=P.dtype)
+    if not T.flags.aligned:  # ascontiguousarray keeps misaligned memory as it is
+        T = T.copy()
     if _shape(T) != _shape(P):
         # (n,) targets against (n, 1) predictions, as Keras accepts
         if cnp.PyArray_NDIM(P) >= 1 and P.shape[cnp.PyArray_NDIM(P) - 1] == 1 and _shape(T) == _shape(P)[:cnp.PyArray_NDIM(P) - 1]:
