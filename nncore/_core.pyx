@@ -419,6 +419,8 @@ def act_backward(int act, double param, y, dy, out=None):
     cdef Py_ssize_t rows, cols
     cdef nc_status st
     _check_act(act, param)
+    if (act == NC_ACT_SOFTMAX or act == NC_ACT_LOG_SOFTMAX) and cnp.PyArray_NDIM(Yv) == 0:
+        raise ValueError("softmax needs at least one axis; got a 0-d array")
     _same_dtype(Yv, "y", DY, "dy")
     if _shape(Yv) != _shape(DY):
         raise ValueError(f"y has shape {_shape(Yv)} but dy has shape {_shape(DY)}")
