@@ -214,8 +214,11 @@ def test_dense_shape_errors_name_the_shapes():
 def test_activation_shape_errors():
     with pytest.raises(ValueError, match=r"\(3, 4\).*\(4, 3\)"):
         ops.activation_backward(np.ones((3, 4)), np.ones((4, 3)), "tanh")
-    with pytest.raises(ValueError, match="0-d"):
-        ops.activation_forward(np.array(1.0), "softmax")
+    for name in ("softmax", "log_softmax"):
+        with pytest.raises(ValueError, match="0-d"):
+            ops.activation_forward(np.array(1.0), name)
+        with pytest.raises(ValueError, match="0-d"):  # backward as forward
+            ops.activation_backward(np.array(1.0), np.array(1.0), name)
 
 
 def test_loss_shape_errors_name_the_shapes():
@@ -620,3 +623,57 @@ def test_misaligned_input_is_copied_before_the_kernel(isa):
     lab = buf2[1:25].view(np.int64)
     lab[:] = [0, 1, 2]
     assert ops.loss(lab, p, "sparse_categorical_crossentropy") == pytest.approx(np.log(4))
+
+
+@pytest.mark.parametrize("env,expect", [("ref", "ref"), ("", None), ("bogus", "names no kernel level"),
+                                        ("sse9", "names no kernel level")])
+def test_nncore_isa_environment(env, expect):
+    import os
+    import subprocess
+    import sys
+    code = "from nncore import _core; print(_core.get_isa())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "NNCORE_ISA": env}, cwd=os.getcwd())
+    if expect is None:
+        assert r.returncode == 0 and r.stdout.strip() == _core.isa_available()[-1]
+    elif expect in _core.ISA_LEVELS:
+        assert r.returncode == 0 and r.stdout.strip() == expect
+    else:
+        assert r.returncode == 1 and "ImportError" in r.stderr and expect in r.stderr
+        assert env in r.stderr
+
+
+def test_unavailable_isa_level_is_an_error_not_a_crash():
+    missing = [lvl for lvl in _core.ISA_LEVELS if lvl not in _core.isa_available()]
+    before = _core.get_isa()
+    for lvl in missing:
+        with pytest.raises(RuntimeError, match="not available"):
+            _core.set_isa(lvl)
+        assert _core.get_isa() == before
+    with pytest.raises(OverflowError):
+        _core.set_num_threads(2**31)
+
+
+@FUZZ
+@given(out=arrays(), which=st.sampled_from(["matmul", "act", "act_back", "grad", "dense"]))
+def test_fuzz_out_arrays(out, which):
+    """A random out= array is either exactly right (and then holds the result) or refused."""
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    w = np.linspace(-1, 1, 20).reshape(4, 5)
+    calls = {
+        "matmul": (lambda o: ops.matmul(x, w, out=o), lambda: x @ w),
+        "act": (lambda o: ops.activation_forward(x, "tanh", out=o), lambda: np.tanh(x)),
+        "act_back": (lambda o: ops.activation_backward(x, x, "tanh", out=o), lambda: x * (1 - x * x)),
+        "grad": (lambda o: ops.loss_and_grad(x * 0, x, "mse", out=o)[1], lambda: 2 * x / 12),
+        "dense": (lambda o: ops.dense_forward(x, w, None, "linear", out=o), lambda: x @ w),
+    }
+    call, want = calls[which]
+    try:
+        got = call(out)
+    except (TypeError, ValueError):
+        right = want()
+        assert not (out.dtype == np.float64 and out.shape == right.shape
+                    and out.flags.c_contiguous and out.flags.aligned and out.flags.writeable)
+        return
+    assert got is out
+    np.testing.assert_allclose(out, want(), rtol=1e-14, atol=1e-15)
