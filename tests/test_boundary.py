@@ -677,3 +677,19 @@ def test_fuzz_out_arrays(out, which):
         return
     assert got is out
     np.testing.assert_allclose(out, want(), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("layout", ["byteswapped", "strided", "reversed", "misaligned", "readonly"])
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_label_layouts_read_correctly(isa, layout, from_logits):
+    rng = np.random.default_rng(21)
+    p = rng.uniform(0.1, 0.9, (6, 4))
+    labels = rng.integers(0, 4, 6)
+    want = ops.loss_and_grad(labels, p, "sparse_categorical_crossentropy", from_logits)
+    for dt in (np.int64, np.int32, np.uint16):
+        odd = LAYOUTS[layout](labels.astype(dt))
+        np.testing.assert_array_equal(odd, labels)
+        got = ops.loss_and_grad(odd, p, "sparse_categorical_crossentropy", from_logits)
+        assert got[0] == want[0]
+        np.testing.assert_array_equal(got[1], want[1])
+        assert ops.sparse_categorical_accuracy(odd, p) == ops.sparse_categorical_accuracy(labels, p)
