@@ -116,6 +116,8 @@ cdef cnp.ndarray _real(object x, str name):
     cdef int t
     if cnp.PyArray_Check(x):
         arr = <cnp.ndarray>x
+    elif isinstance(x, np.generic):
+        arr = np.asarray(x)  # a NumPy scalar has a dtype of its own: checked like an array's
     else:
         arr = np.asarray(x)
         if arr.dtype.kind in "biu":
@@ -127,7 +129,9 @@ cdef cnp.ndarray _real(object x, str name):
             f"{name} has dtype {arr.dtype}; nncore computes in float32 or float64 "
             f"(convert it with .astype(np.float32))")
     if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISBEHAVED_RO(arr)):
-        arr = np.ascontiguousarray(arr, dtype=np.float32 if t == F32 else np.float64)
+        # an explicit copy: np.ascontiguousarray hands back a C-contiguous but
+        # misaligned array as it is
+        arr = np.array(arr, dtype=np.float32 if t == F32 else np.float64, order="C", copy=True)
     return arr
 
 
@@ -205,8 +209,7 @@ cdef tuple _rows_cols(cnp.ndarray a):
 cdef cnp.ndarray _labels(object labels, Py_ssize_t n, Py_ssize_t k, str name):
     """Integer class labels as contiguous int64, each checked to lie in [0, k)."""
     cdef cnp.ndarray arr = np.asarray(labels)
-    cdef const int64_t *lab
-    cdef Py_ssize_t i, bad = -1
+    cdef Py_ssize_t bad
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.floor(arr)):
             raise ValueError(f"{name} must hold integer class labels; got non-integral values")
@@ -214,16 +217,19 @@ cdef cnp.ndarray _labels(object labels, Py_ssize_t n, Py_ssize_t k, str name):
         raise TypeError(f"{name} has dtype {arr.dtype}; class labels must be integers")
     if arr.size != n:
         raise ValueError(f"{name} has shape {_shape(arr)}: {arr.size} labels for {n} samples")
+    # Range-check in the labels' own dtype, before the cast to int64: a uint64
+    # of 2**63 or a float of 1e20 would otherwise wrap (or be undefined) and the
+    # error would name a value the caller never passed.
+    flat = arr.reshape(-1)
+    out_of_range = np.flatnonzero((flat < 0) | (flat >= k))
+    if out_of_range.size:
+        bad = out_of_range[0]
+        value = flat[bad].item()
+        if isinstance(value, float):
+            value = int(value)
+        raise ValueError(f"{name}[{bad}] = {value} is outside the {k} classes [0, {k})")
     arr = np.ascontiguousarray(arr, dtype=np.int64)
-    lab = <const int64_t *>cnp.PyArray_DATA(arr)
-    with nogil:
-        for i in range(n):
-            if lab[i] < 0 or lab[i] >= k:
-                bad = i
-                break
-    if bad >= 0:
-        raise ValueError(f"{name}[{bad}] = {lab[bad]} is outside the {k} classes [0, {k})")
-    return arr
+    return arr if arr.flags.aligned else arr.copy()  # ascontiguousarray keeps misalignment
 
 
 cdef int _check_act(int act, double param) except -1:
@@ -347,22 +353,28 @@ def dense_backward(x, w, dz, bint want_dx=True, bint want_dw=True, bint want_db=
     if beta != 0 and ((want_dw and dw is None) or (want_db and db is None)):
         raise ValueError("beta != 0 accumulates into dw and db, so they must be given")
     t = cnp.PyArray_TYPE(X)
+    outs = []
     if want_dx:
         DX = _out(dx, "dx", t, (m, k))
-        _no_overlap(DX, "dx", DZ, "dz")
-        _no_overlap(DX, "dx", W, "w")
+        outs.append((DX, "dx"))
         dxp = cnp.PyArray_DATA(DX)
     if want_dw:
         DW = _out(dw, "dw", t, (k, n))
-        _no_overlap(DW, "dw", X, "x")
-        _no_overlap(DW, "dw", DZ, "dz")
-        if DX is not None:
-            _no_overlap(DW, "dw", DX, "dx")
+        outs.append((DW, "dw"))
         dwp = cnp.PyArray_DATA(DW)
     if want_db:
         DB = _out(db, "db", t, (n,))
-        _no_overlap(DB, "db", DZ, "dz")
+        outs.append((DB, "db"))
         dbp = cnp.PyArray_DATA(DB)
+    # Every output apart from every input and from each other: the kernel
+    # writes dx before it reads x for dw, so dx=x (same shape) would silently
+    # give a wrong dw, and db inside dw would clobber it.
+    for i, (O, oname) in enumerate(outs):
+        _no_overlap(O, oname, X, "x")
+        _no_overlap(O, oname, W, "w")
+        _no_overlap(O, oname, DZ, "dz")
+        for O2, oname2 in outs[i + 1:]:
+            _no_overlap(O2, oname2, O, oname)
     if t == F32:
         with nogil:
             st = nc_sdense_backward(m, k, n, <const float *>cnp.PyArray_DATA(X),
@@ -412,6 +424,8 @@ def act_backward(int act, double param, y, dy, out=None):
     cdef Py_ssize_t rows, cols
     cdef nc_status st
     _check_act(act, param)
+    if (act == NC_ACT_SOFTMAX or act == NC_ACT_LOG_SOFTMAX) and cnp.PyArray_NDIM(Yv) == 0:
+        raise ValueError("softmax needs at least one axis; got a 0-d array")
     _same_dtype(Yv, "y", DY, "dy")
     if _shape(Yv) != _shape(DY):
         raise ValueError(f"y has shape {_shape(Yv)} but dy has shape {_shape(DY)}")
@@ -456,6 +470,8 @@ cdef cnp.ndarray _targets(object y_true, cnp.ndarray P):
     if T.dtype.kind not in "biuf":
         raise TypeError(f"y_true has dtype {T.dtype}; targets must be numbers")
     T = np.ascontiguousarray(T, dtype=P.dtype)
+    if not T.flags.aligned:  # ascontiguousarray keeps misaligned memory as it is
+        T = T.copy()
     if _shape(T) != _shape(P):
         # (n,) targets against (n, 1) predictions, as Keras accepts
         if cnp.PyArray_NDIM(P) >= 1 and P.shape[cnp.PyArray_NDIM(P) - 1] == 1 and _shape(T) == _shape(P)[:cnp.PyArray_NDIM(P) - 1]:
@@ -475,10 +491,29 @@ cdef int _loss_arrays(cnp.ndarray P, bint want_grad, bint want_per_sample, tuple
     return 0
 
 
+cdef tuple _apart(cnp.ndarray G, cnp.ndarray P, cnp.ndarray T):
+    """(array for the kernel to write, destination or None) for a gradient output
+    that may be y_pred or y_true exactly. The loss kernels do not promise that
+    grad may alias their inputs (the fused softmax cross-entropy keeps exp(z) in
+    grad while it still reads z), so an in-place gradient is computed apart and
+    copied in."""
+    if cnp.PyArray_DATA(G) == cnp.PyArray_DATA(P) or (
+            T is not None and cnp.PyArray_DATA(G) == cnp.PyArray_DATA(T)):
+        return np.empty_like(G), G
+    return G, None
+
+
+cdef cnp.ndarray _copy_back(cnp.ndarray G, cnp.ndarray G_dst):
+    if G is None or G_dst is None:
+        return G
+    np.copyto(G_dst, G)
+    return G_dst
+
+
 def loss(int kind, int reduction, y_true, y_pred, bint want_grad=False,
          bint want_per_sample=False, grad_out=None):
     """(total, per_sample or None, grad or None) of a loss over a batch."""
-    cdef cnp.ndarray P = _real(y_pred, "y_pred"), T, G, S
+    cdef cnp.ndarray P = _real(y_pred, "y_pred"), T, G, S, G_dst = None
     cdef Py_ssize_t n, k
     cdef double total = 0
     cdef void *gp = NULL
@@ -497,6 +532,7 @@ def loss(int kind, int reduction, y_true, y_pred, bint want_grad=False,
     G, S = arrs
     if G is not None:
         _same_or_apart(G, "grad_out", T, "y_true")
+        G, G_dst = _apart(G, P, T)
         gp = cnp.PyArray_DATA(G)
     if S is not None:
         sp = cnp.PyArray_DATA(S)
@@ -511,13 +547,13 @@ def loss(int kind, int reduction, y_true, y_pred, bint want_grad=False,
                           <const double *>cnp.PyArray_DATA(T), <const double *>cnp.PyArray_DATA(P),
                           &total, <double *>sp, <double *>gp)
     _check_status(st)
-    return total, S, G
+    return total, S, _copy_back(G, G_dst)
 
 
 def loss_sparse(int kind, int reduction, labels, y_pred, bint want_grad=False,
                 bint want_per_sample=False, grad_out=None):
     """Categorical cross-entropy against integer labels: (total, per_sample, grad)."""
-    cdef cnp.ndarray P = _real(y_pred, "y_pred"), L, G, S
+    cdef cnp.ndarray P = _real(y_pred, "y_pred"), L, G, S, G_dst = None
     cdef Py_ssize_t n, k
     cdef double total = 0
     cdef void *gp = NULL
@@ -537,6 +573,7 @@ def loss_sparse(int kind, int reduction, labels, y_pred, bint want_grad=False,
     _loss_arrays(P, want_grad, want_per_sample, ps_shape, grad_out, arrs)
     G, S = arrs
     if G is not None:
+        G, G_dst = _apart(G, P, None)
         gp = cnp.PyArray_DATA(G)
     if S is not None:
         sp = cnp.PyArray_DATA(S)
@@ -552,7 +589,7 @@ def loss_sparse(int kind, int reduction, labels, y_pred, bint want_grad=False,
                                  <const double *>cnp.PyArray_DATA(P), &total, <double *>sp,
                                  <double *>gp)
     _check_status(st)
-    return total, S, G
+    return total, S, _copy_back(G, G_dst)
 
 
 def accuracy_argmax(y_true, y_pred):
