@@ -2,11 +2,14 @@
  * metrics_impl.h -- accuracy counts, written once for `real`.
  */
 
-/* Index of the first largest entry of a row (NaN never wins). */
+/* Index of the first largest entry of a row. NaN never wins, wherever it
+ * sits (a row of nothing but NaN gives 0). */
 static size_t NC_TAG(argmax)(size_t k, const real *v)
 {
     size_t j, best = 0;
-    for (j = 1; j < k; j++)
+    while (best < k && v[best] != v[best]) best++;
+    if (best == k) return 0;
+    for (j = best + 1; j < k; j++)
         if (v[j] > v[best]) best = j;
     return best;
 }

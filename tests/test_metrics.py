@@ -38,9 +38,6 @@ def test_argmax_ties_take_the_first(isa, dtype):
     np.testing.assert_equal(np.argmax(p, 1), [0, 1, 0])  # NumPy's convention too
 
 
-@pytest.mark.xfail(strict=True, reason=
-    "csrc/metrics_impl.h argmax documents 'NaN never wins' but starts from v[0]: "
-    "a NaN in column 0 wins every row (v[j] > NaN is false), elsewhere it never does")
 def test_argmax_nan_does_not_depend_on_position(isa, dtype):
     p = np.array([[np.nan, 1, 2], [1, np.nan, 2], [1, 2, np.nan]], dtype)
     # "NaN never wins": the argmax of the remaining scores, wherever the NaN sits
