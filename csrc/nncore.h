@@ -179,6 +179,42 @@ nc_status nc_ddense_backward(size_t m, size_t k, size_t n,
                              double *dx, double *dw, double *db, double beta);
 
 /* ------------------------------------------------------------------------ */
+/* Inference plans: a stack of layers in one call                            */
+/* ------------------------------------------------------------------------ */
+
+typedef enum nc_plan_op {
+    NC_PLAN_DENSE = 0,     /* y = f(x W + b) */
+    NC_PLAN_ACTIVATION = 1 /* y = f(x); n_in == n_out */
+} nc_plan_op;
+
+/* One step of a plan. w is n_in x n_out (Keras' layout), b has n_out entries
+ * or is NULL; both unused by NC_PLAN_ACTIVATION. */
+typedef struct nc_plan_step_f32 {
+    nc_plan_op op;
+    size_t n_in, n_out;
+    const float *w, *b;
+    nc_act act;
+    float param;
+} nc_plan_step_f32;
+typedef struct nc_plan_step_f64 {
+    nc_plan_op op;
+    size_t n_in, n_out;
+    const double *w, *b;
+    nc_act act;
+    double param;
+} nc_plan_step_f64;
+
+/*
+ * Runs the steps in order on m samples: x (m x steps[0].n_in) to
+ * y (m x steps[n_steps-1].n_out). work holds 2 * m * (the widest n_out)
+ * elements; it, x and y must not overlap. n_steps >= 1.
+ */
+nc_status nc_splan_forward(size_t n_steps, const nc_plan_step_f32 *steps, size_t m,
+                           const float *x, float *work, float *y);
+nc_status nc_dplan_forward(size_t n_steps, const nc_plan_step_f64 *steps, size_t m,
+                           const double *x, double *work, double *y);
+
+/* ------------------------------------------------------------------------ */
 /* Losses                                                                    */
 /* ------------------------------------------------------------------------ */
 

@@ -167,3 +167,32 @@ cdef extern from "nncore.h" nogil:
     nc_status nc_ddropout_mask(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
                                double keep, double *mask)
     nc_status nc_rand_permutation(uint64_t seed, uint64_t stream, size_t n, int64_t *out)
+
+# ---- inference plans (csrc/plan_impl.h)
+cdef extern from "nncore.h" nogil:
+    ctypedef enum nc_plan_op:
+        NC_PLAN_DENSE
+        NC_PLAN_ACTIVATION
+
+    ctypedef struct nc_plan_step_f32:
+        nc_plan_op op
+        size_t n_in
+        size_t n_out
+        float *w  # const in C; Cython cannot assign const struct members cleanly
+        float *b
+        nc_act act
+        float param
+
+    ctypedef struct nc_plan_step_f64:
+        nc_plan_op op
+        size_t n_in
+        size_t n_out
+        double *w
+        double *b
+        nc_act act
+        double param
+
+    nc_status nc_splan_forward(size_t n_steps, const nc_plan_step_f32 *steps, size_t m,
+                               const float *x, float *work, float *y)
+    nc_status nc_dplan_forward(size_t n_steps, const nc_plan_step_f64 *steps, size_t m,
+                               const double *x, double *work, double *y)

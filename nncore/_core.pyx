@@ -273,13 +273,13 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, out=None,
         with nogil:
             st = nc_sgemm(trans_a, trans_b, m, n, k, <float>alpha,
                           <const float *>cnp.PyArray_DATA(A), lda,
-                          <const float *>cnp.PyArray_DATA(B), ldb,
+                          <float *>cnp.PyArray_DATA(B), ldb,
                           <float>beta, <float *>cnp.PyArray_DATA(C), n)
     else:
         with nogil:
             st = nc_dgemm(trans_a, trans_b, m, n, k, alpha,
                           <const double *>cnp.PyArray_DATA(A), lda,
-                          <const double *>cnp.PyArray_DATA(B), ldb,
+                          <double *>cnp.PyArray_DATA(B), ldb,
                           beta, <double *>cnp.PyArray_DATA(C), n)
     _check_status(st)
     return C
@@ -315,12 +315,12 @@ def dense_forward(x, w, b=None, int act=NC_ACT_IDENTITY, double param=0.0, out=N
     if t == F32:
         with nogil:
             st = nc_sdense_forward(m, k, n, <const float *>cnp.PyArray_DATA(X),
-                                   <const float *>cnp.PyArray_DATA(W), <const float *>bp,
+                                   <float *>cnp.PyArray_DATA(W), <const float *>bp,
                                    <nc_act>act, <float>param, <float *>cnp.PyArray_DATA(Y))
     else:
         with nogil:
             st = nc_ddense_forward(m, k, n, <const double *>cnp.PyArray_DATA(X),
-                                   <const double *>cnp.PyArray_DATA(W), <const double *>bp,
+                                   <double *>cnp.PyArray_DATA(W), <const double *>bp,
                                    <nc_act>act, param, <double *>cnp.PyArray_DATA(Y))
     _check_status(st)
     return Y
@@ -378,13 +378,13 @@ def dense_backward(x, w, dz, bint want_dx=True, bint want_dw=True, bint want_db=
     if t == F32:
         with nogil:
             st = nc_sdense_backward(m, k, n, <const float *>cnp.PyArray_DATA(X),
-                                    <const float *>cnp.PyArray_DATA(W),
+                                    <float *>cnp.PyArray_DATA(W),
                                     <const float *>cnp.PyArray_DATA(DZ),
                                     <float *>dxp, <float *>dwp, <float *>dbp, <float>beta)
     else:
         with nogil:
             st = nc_ddense_backward(m, k, n, <const double *>cnp.PyArray_DATA(X),
-                                    <const double *>cnp.PyArray_DATA(W),
+                                    <double *>cnp.PyArray_DATA(W),
                                     <const double *>cnp.PyArray_DATA(DZ),
                                     <double *>dxp, <double *>dwp, <double *>dbp, beta)
     _check_status(st)
@@ -976,3 +976,156 @@ def permutation(seed, stream, Py_ssize_t n):
     with nogil:
         nc_rand_permutation(s, t, n, <int64_t *>cnp.PyArray_DATA(P))
     return P
+
+
+# --------------------------------------------------------------------------
+# Inference plans: a stack of dense and activation steps in one engine call
+# --------------------------------------------------------------------------
+
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+
+# Work for this many elements lives on the C stack of the call, so small
+# predictions allocate nothing and concurrent calls share no scratch.
+DEF PLAN_STACK_WORK = 4096
+
+
+cdef class Plan:
+    """A model's layers compiled into one engine call, for low-latency inference.
+
+    ``steps`` is a list of ``("dense", w, b, activation_code, param)`` and
+    ``("activation", width, activation_code, param)`` tuples; the arrays are
+    kept alive (and must not be reallocated) for the plan's life. ``run`` is
+    safe to call from several threads at once: it keeps no shared scratch.
+    """
+    cdef nc_plan_step_f32 *steps32
+    cdef nc_plan_step_f64 *steps64
+    cdef size_t n_steps, widest
+    cdef readonly Py_ssize_t n_in, n_out
+    cdef int typenum
+    cdef list keep
+
+    def __cinit__(self, list steps, dtype):
+        self.steps32 = NULL
+        self.steps64 = NULL
+
+    def __init__(self, list steps, dtype):
+        cdef size_t i
+        cdef Py_ssize_t width, n_in, n_out
+        cdef cnp.ndarray W, B
+        if not steps:
+            raise ValueError("a plan needs at least one step")
+        self.typenum = F32 if np.dtype(dtype) == np.float32 else F64
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"a plan computes in float32 or float64, not {dtype}")
+        self.n_steps = len(steps)
+        self.keep = []
+        if self.typenum == F32:
+            self.steps32 = <nc_plan_step_f32 *>PyMem_Malloc(self.n_steps * sizeof(nc_plan_step_f32))
+            if self.steps32 == NULL:
+                raise MemoryError()
+        else:
+            self.steps64 = <nc_plan_step_f64 *>PyMem_Malloc(self.n_steps * sizeof(nc_plan_step_f64))
+            if self.steps64 == NULL:
+                raise MemoryError()
+        width = -1
+        self.widest = 0
+        for i, step in enumerate(steps):
+            if step[0] == "dense":
+                _, w, b, act, param = step
+                W = _real(w, "w")
+                if cnp.PyArray_TYPE(W) != self.typenum or W is not w:
+                    raise TypeError("plan weights must be contiguous arrays of the plan's dtype")
+                _ndim(W, "w", 2)
+                n_in, n_out = W.shape[0], W.shape[1]
+                B = None
+                if b is not None:
+                    B = _real(b, "b")
+                    if B is not b or cnp.PyArray_TYPE(B) != self.typenum or _shape(B) != (n_out,):
+                        raise TypeError("plan biases must be contiguous (n_out,) arrays")
+                    self.keep.append(B)
+                self.keep.append(W)
+                op = NC_PLAN_DENSE
+            elif step[0] == "activation":
+                _, n_in, act, param = step
+                n_out = n_in
+                W = B = None
+                op = NC_PLAN_ACTIVATION
+            else:
+                raise ValueError(f"unknown plan step {step[0]!r}")
+            _check_act(act, param)
+            if width >= 0 and n_in != width:
+                raise ValueError(f"plan step {i} takes {n_in} inputs but gets {width}")
+            if i == 0:
+                self.n_in = n_in
+            width = n_out
+            self.widest = max(self.widest, <size_t>n_out)
+            if self.typenum == F32:
+                self.steps32[i].op = op
+                self.steps32[i].n_in = n_in
+                self.steps32[i].n_out = n_out
+                self.steps32[i].w = NULL if W is None else <float *>cnp.PyArray_DATA(W)
+                self.steps32[i].b = NULL if B is None else <float *>cnp.PyArray_DATA(B)
+                self.steps32[i].act = <nc_act>act
+                self.steps32[i].param = <float>param
+            else:
+                self.steps64[i].op = op
+                self.steps64[i].n_in = n_in
+                self.steps64[i].n_out = n_out
+                self.steps64[i].w = NULL if W is None else <double *>cnp.PyArray_DATA(W)
+                self.steps64[i].b = NULL if B is None else <double *>cnp.PyArray_DATA(B)
+                self.steps64[i].act = <nc_act>act
+                self.steps64[i].param = param
+        self.n_out = width
+
+    def __dealloc__(self):
+        PyMem_Free(self.steps32)
+        PyMem_Free(self.steps64)
+
+    def run(self, x, out=None):
+        """Outputs for x: one sample (n_in,) gives (n_out,); a batch (m, n_in) gives (m, n_out)."""
+        cdef cnp.ndarray X, Y, heap_work = None
+        cdef int nd
+        cdef Py_ssize_t m
+        cdef size_t need
+        cdef nc_status st
+        cdef double stack_work[PLAN_STACK_WORK]
+        cdef void *work
+        if (cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == self.typenum
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+                and cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray>x)):
+            X = <cnp.ndarray>x
+        else:
+            X = _real(x, "x")
+            if cnp.PyArray_TYPE(X) != self.typenum:
+                X = X.astype(np.float32 if self.typenum == F32 else np.float64)
+        nd = cnp.PyArray_NDIM(X)
+        if nd == 1 and X.shape[0] == self.n_in:
+            m = 1
+            Y = _out(out, "out", self.typenum, (self.n_out,))
+        elif nd == 2 and X.shape[1] == self.n_in:
+            m = X.shape[0]
+            Y = _out(out, "out", self.typenum, (m, self.n_out))
+        else:
+            raise ValueError(f"x has shape {_shape(X)}; the model takes ({self.n_in},) "
+                             f"or (batch, {self.n_in})")
+        _no_overlap(Y, "out", X, "x")
+        if m == 0:
+            return Y
+        need = 2 * <size_t>m * self.widest
+        if need <= PLAN_STACK_WORK:  # (double-sized slots: enough for either dtype)
+            work = <void *>stack_work
+        else:
+            heap_work = np.empty(need, np.float32 if self.typenum == F32 else np.float64)
+            work = cnp.PyArray_DATA(heap_work)
+        if self.typenum == F32:
+            with nogil:
+                st = nc_splan_forward(self.n_steps, self.steps32, m,
+                                      <const float *>cnp.PyArray_DATA(X), <float *>work,
+                                      <float *>cnp.PyArray_DATA(Y))
+        else:
+            with nogil:
+                st = nc_dplan_forward(self.n_steps, self.steps64, m,
+                                      <const double *>cnp.PyArray_DATA(X), <double *>work,
+                                      <double *>cnp.PyArray_DATA(Y))
+        _check_status(st)
+        return Y

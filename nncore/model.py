@@ -46,6 +46,8 @@ class Sequential:
             raise TypeError(f"a model computes in float32 or float64, not {self.dtype}")
         self.seed = seed
         self._seed = None  # the seed in use, fixed when the model is built
+        self._plan = None  # the inference plan, made on first use
+        self._plan_unsupported = False
         self.built = False
         self.optimizer = None
         self.loss = None
@@ -372,7 +374,52 @@ class Sequential:
     def predict_on_batch(self, x) -> np.ndarray:
         """The model's outputs for one batch, as a new array."""
         self._ensure_built(x)
-        return self._forward(self._as_x(x), False).copy()
+        x = self._as_x(x)
+        plan = self._inference_plan()
+        if plan is not None:
+            return plan.run(x.reshape(len(x), -1)).reshape((len(x),) + self.output_shape)
+        return self._forward(x, False).copy()
+
+    def predict_one(self, x, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The output for ONE sample (shape ``input_shape``), at the lowest latency.
+
+        For a stack of Dense and Activation layers (Flatten, Dropout and Input
+        allowed) the whole network runs in one engine call with no allocation
+        beyond the result (none with ``out=``), and it is safe to call from
+        several threads at once. Other models take the layer-by-layer path.
+        """
+        self._ensure_built()
+        plan = self._inference_plan()
+        if plan is None:
+            return self.predict_on_batch(np.asarray(x)[None])[0]
+        x = np.asarray(x)
+        if x.shape != self.input_shape:
+            raise ValueError(f"x has shape {x.shape}; one sample of this model has shape "
+                             f"{self.input_shape}")
+        return plan.run(x.reshape(-1), out)
+
+    def _inference_plan(self):
+        """The model's layers as one engine call, or None where a layer has no plan step."""
+        from nncore.layers import Activation, Dense, Dropout, Flatten
+        if self._plan is not None or self._plan_unsupported:
+            return self._plan
+        steps = []
+        for layer in self._compute_layers:
+            if isinstance(layer, Dense):
+                steps.append(("dense", layer.params["kernel"], layer.params.get("bias"),
+                              layer._act_code, layer._act_param))
+            elif isinstance(layer, Activation):
+                if layer.activation != "linear":
+                    steps.append(("activation", int(np.prod(layer.input_shape)),
+                                  layer._act_code, layer._act_param))
+            elif not isinstance(layer, (Dropout, Flatten)):  # those are no-ops at inference
+                self._plan_unsupported = True
+                return None
+        if not steps:
+            self._plan_unsupported = True
+            return None
+        self._plan = _core.Plan(steps, self.dtype)
+        return self._plan
 
     @staticmethod
     def _scalar_or_list(logs):
@@ -385,9 +432,14 @@ class Sequential:
         x = self._as_x(x)
         batch_size = _check_batch_size(batch_size)
         out = np.empty((len(x),) + self.output_shape, self.dtype)
+        plan = self._inference_plan()
+        flat_x, flat_out = x.reshape(len(x), -1), out.reshape(len(x), -1)
         for start in range(0, len(x), batch_size):
             stop = min(start + batch_size, len(x))
-            out[start:stop] = self._forward(x[start:stop], False)
+            if plan is not None:
+                plan.run(flat_x[start:stop], flat_out[start:stop])
+            else:
+                out[start:stop] = self._forward(x[start:stop], False)
         return out
 
     def evaluate(self, x, y, batch_size: int = 32, verbose: int = 0,

@@ -368,3 +368,43 @@ def test_data_helpers():
     z = scaler.transform(xtr, dtype=np.float64)
     np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(scaler.inverse_transform(z), xtr)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inference_plan_matches_layer_by_layer(dtype):
+    rng = np.random.default_rng(3)
+    model = nncore.Sequential([Flatten(input_shape=(2, 3)), Dense(7, activation="tanh"),
+                               nncore.layers.Dropout(0.5), Dense(4),
+                               Activation("leaky_relu", alpha=0.1),
+                               Dense(3, activation="softmax")], seed=2, dtype=dtype)
+    model.build()
+    assert model._inference_plan() is not None
+    x = rng.normal(size=(9, 2, 3)).astype(dtype)
+    by_layers = model._forward(model._as_x(x), False).copy()
+    np.testing.assert_array_equal(model.predict(x, batch_size=4), by_layers)
+    np.testing.assert_array_equal(model.predict_on_batch(x), by_layers)
+    np.testing.assert_array_equal(model.predict_one(x[5]), by_layers[5])
+    out = np.empty(3, dtype)
+    assert model.predict_one(x[0], out=out) is out
+    with pytest.raises(ValueError, match="one sample of this model"):
+        model.predict_one(x[:2])
+
+
+def test_models_without_a_plan_fall_back():
+    model = nncore.Sequential([Dense(4, input_dim=3), nncore.layers.BatchNormalization(),
+                               Dense(2)], seed=0)
+    model.build()
+    assert model._inference_plan() is None
+    x = np.ones((5, 3), np.float32)
+    np.testing.assert_array_equal(model.predict_one(x[0]), model.predict(x)[0])
+
+
+def test_predict_from_many_threads_gives_the_serial_bits():
+    from concurrent.futures import ThreadPoolExecutor
+    x, _ = _blobs(200)
+    model = _mlp(seed=9)
+    model.build()
+    serial = [model.predict_one(row) for row in x]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(model.predict_one, x))
+    np.testing.assert_array_equal(np.array(parallel), np.array(serial))
