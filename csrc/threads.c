@@ -166,7 +166,6 @@ static nc_i64 now_ns(void)
 typedef struct { nc_atom v; char pad[64 - sizeof(nc_atom)]; } nc_line;
 
 typedef struct nc_helper {
-    int id;         /* 1 .. n_helpers; the caller is thread 0 */
     nc_i64 seen;    /* the generation in force when it was started */
     nc_thread handle;
 } nc_helper;
@@ -215,7 +214,9 @@ static nc_i64 spin_wait(nc_atom *w, nc_i64 v, int until_equal)
 
 /* A helper that saw generation g joins its job, unless the job is another
  * (it missed g), closed (the caller handed out every task and stopped
- * waiting for latecomers) or full. Only a joined helper reads the job. */
+ * waiting for latecomers) or full. Only a joined helper reads the job.
+ * Returns the thread index it runs the job's tasks as (1, 2, ... in order
+ * of joining, so indices stay below the job's thread count), or 0. */
 static int join_job(nc_i64 g)
 {
     nc_i64 seq = g >> NC_GEN_BITS, most = g & NC_MAX_HELPERS;
@@ -223,7 +224,7 @@ static int join_job(nc_i64 g)
         nc_i64 j = at_load(&P.join.v);
         if ((j >> NC_JOIN_SEQ_SHIFT) != seq || (j & NC_JOIN_CLOSED) || (j & NC_MAX_HELPERS) >= most)
             return 0;
-        if (at_cas(&P.join.v, j, j + 1)) return 1;
+        if (at_cas(&P.join.v, j, j + 1)) return (int)(j & NC_MAX_HELPERS) + 1;
     }
 }
 
@@ -232,6 +233,7 @@ static void helper_loop(nc_helper *h)
     nc_i64 seen = h->seen;
     for (;;) {
         nc_i64 g = spin_wait(&P.gen.v, seen, 0);
+        int index;
         if (g == seen) {
             /* Announce the sleep before the last look at `gen`: the owner
              * publishes `gen` before it looks at `sleepers`, so one of the
@@ -244,12 +246,12 @@ static void helper_loop(nc_helper *h)
         }
         seen = g;
         if (at_load(&P.stop.v)) return;
-        if (!join_job(g)) continue; /* enough helpers, or the work is all taken */
+        if ((index = join_job(g)) == 0) continue; /* enough helpers, or the work is all taken */
         {
             nc_task_fn fn = P.fn;
             void *ctx = P.ctx;
             nc_i64 n = (nc_i64)P.n_tasks, t;
-            while ((t = at_add(&P.next.v, 1)) < n) fn(ctx, (size_t)t, h->id);
+            while ((t = at_add(&P.next.v, 1)) < n) fn(ctx, (size_t)t, index);
         }
         /* Wake the caller if it went to sleep; it sets caller_asleep before
          * its last look at checked_in. */
@@ -360,7 +362,6 @@ static void pool_resize(int want)
 #endif
     g = at_load(&P.gen.v);
     for (i = 0; i < want; i++) {
-        P.helpers[i].id = i + 1;
         P.helpers[i].seen = g;
         if (!thread_start(&P.helpers[i])) break;
     }
@@ -382,14 +383,22 @@ static void run_serial(size_t n_tasks, nc_task_fn fn, void *ctx)
 
 void nc_parallel_for(size_t n_tasks, nc_task_fn fn, void *ctx)
 {
+    nc_parallel_for_max(n_tasks, INT_MAX, fn, ctx);
+}
+
+void nc_parallel_for_max(size_t n_tasks, int max_threads, nc_task_fn fn, void *ctx)
+{
     int threads, taking_part;
     nc_i64 n = (nc_i64)n_tasks, t, j, joined;
-    if (n_tasks <= 1 || (threads = nc_get_num_threads()) <= 1 || !at_cas(&P.busy.v, 0, 1)) {
+    threads = n_tasks <= 1 ? 1 : NC_MIN(nc_get_num_threads(), max_threads);
+    if (threads <= 1 || !at_cas(&P.busy.v, 0, 1)) {
         run_serial(n_tasks, fn, ctx);
         return;
     }
-    pool_resize(threads - 1);
-    taking_part = (int)NC_MIN((size_t)P.n_helpers, n_tasks - 1);
+    /* The pool keeps nc_get_num_threads()-1 helpers; a job smaller than
+     * that lets only as many join as it can use. */
+    pool_resize(nc_get_num_threads() - 1);
+    taking_part = (int)NC_MIN((size_t)NC_MIN(P.n_helpers, threads - 1), n_tasks - 1);
     if (taking_part == 0) {
         run_serial(n_tasks, fn, ctx);
         at_store(&P.busy.v, 0);

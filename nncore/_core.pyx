@@ -644,13 +644,15 @@ cdef extern from *:
         c->thread_of[task] = thread;
     }
 
-    static void nc_t_once(size_t n, void *count, void *thread_of, long long work)
+    static void nc_t_once(size_t n, void *count, void *thread_of, long long work,
+                          int max_threads)
     {
         nc_t_once_ctx c;
         c.count = (nc_t_int *)count;
         c.thread_of = (nc_t_int *)thread_of;
         c.work = work;
-        nc_parallel_for(n, nc_t_once_task, &c);
+        if (max_threads > 0) nc_parallel_for_max(n, max_threads, nc_t_once_task, &c);
+        else nc_parallel_for(n, nc_t_once_task, &c);
     }
 
     typedef struct { nc_t_int arrived, met; clock_t patience; } nc_t_meet_ctx;
@@ -677,12 +679,14 @@ cdef extern from *:
         return c.met;
     }
     """
-    void nc_t_once(size_t n, void *count, void *thread_of, long long work) nogil
+    void nc_t_once(size_t n, void *count, void *thread_of, long long work,
+                   int max_threads) nogil
     int nc_t_overlap(double seconds) nogil
 
 
-def _parallel_sum_test(Py_ssize_t n_tasks, long long work=0):
-    """Test hook: runs n_tasks tasks through the engine's nc_parallel_for.
+def _parallel_sum_test(Py_ssize_t n_tasks, long long work=0, int max_threads=0):
+    """Test hook: runs n_tasks tasks through the engine's nc_parallel_for
+    (nc_parallel_for_max when max_threads > 0).
 
     Returns (count, thread): how many times each task ran and on which thread
     index. ``work`` is busy-work per task, so tasks overlap.
@@ -694,7 +698,7 @@ def _parallel_sum_test(Py_ssize_t n_tasks, long long work=0):
     cdef void *pc = cnp.PyArray_DATA(count)
     cdef void *pt = cnp.PyArray_DATA(thread)
     with nogil:
-        nc_t_once(<size_t>n_tasks, pc, pt, work)
+        nc_t_once(<size_t>n_tasks, pc, pt, work, max_threads)
     return count, thread
 
 

@@ -119,11 +119,14 @@ def test_set_num_threads_overrides_env_var():
 # The pool, through the test hooks
 # --------------------------------------------------------------------------
 
-def _check_once(n_tasks, threads, work=0):
-    count, thread = _core._parallel_sum_test(n_tasks, work)
+def _check_once(n_tasks, threads, work=0, max_threads=0):
+    """Runs the hook's job; checks every task ran once, on a thread index
+    below min(threads, n_tasks[, max_threads])."""
+    count, thread = _core._parallel_sum_test(n_tasks, work, max_threads)
+    bound = min(threads, n_tasks, max_threads or threads)
     assert count.shape == (n_tasks,)
     assert np.all(count == 1), f"tasks not run exactly once: {np.flatnonzero(count != 1)[:10]}"
-    assert np.all((thread >= 0) & (thread < threads)), np.unique(thread)
+    assert np.all((thread >= 0) & (thread < bound)), np.unique(thread)
     return thread
 
 
@@ -133,6 +136,15 @@ def test_each_task_runs_exactly_once(threads, n_tasks):
     nncore.set_num_threads(threads)
     _check_once(n_tasks, threads)
     _check_once(n_tasks, threads, work=3000)
+
+
+@pytest.mark.parametrize("max_threads", [1, 2, 3, 9])
+@pytest.mark.parametrize("n_tasks", [2, 3, 100])
+def test_max_threads_caps_one_call(max_threads, n_tasks):
+    nncore.set_num_threads(4)
+    thread = _check_once(n_tasks, 4, work=3000, max_threads=max_threads)
+    if max_threads == 1:
+        assert np.all(thread == 0)
 
 
 def test_one_thread_runs_everything_on_the_caller():

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,21 +58,33 @@ static void once_task(void *p, size_t task, int thread)
     c->thread_of[task] = thread;
 }
 
-static int check_once(size_t n, int threads, size_t work)
+/* Runs n tasks on at most max_threads threads (0: nc_parallel_for) and
+ * checks each ran once, on a thread index below min(threads, n). */
+static int check_once_max(size_t n, int threads, size_t work, int max_threads)
 {
     once_ctx c;
     size_t t;
-    int bad = 0;
+    int bad = 0, bound = (int)NC_MIN((size_t)threads, n);
     c.count = (int *)calloc(n + 1, sizeof(int));
     c.thread_of = (int *)calloc(n + 1, sizeof(int));
     c.work = work;
-    nc_parallel_for(n, once_task, &c);
+    if (max_threads > 0) {
+        nc_parallel_for_max(n, max_threads, once_task, &c);
+        bound = NC_MIN(bound, max_threads);
+    } else {
+        nc_parallel_for(n, once_task, &c);
+    }
     for (t = 0; t < n; t++) {
-        if (c.count[t] != 1 || c.thread_of[t] < 0 || c.thread_of[t] >= threads) bad = 1;
+        if (c.count[t] != 1 || c.thread_of[t] < 0 || c.thread_of[t] >= bound) bad = 1;
     }
     free(c.count);
     free(c.thread_of);
     return !bad;
+}
+
+static int check_once(size_t n, int threads, size_t work)
+{
+    return check_once_max(n, threads, work, 0);
 }
 
 static void test_each_task_once(void)
@@ -114,12 +127,29 @@ static void meet_task(void *p, size_t task, int thread)
     }
 }
 
-static int tasks_overlap(double patience)
+static int tasks_overlap_max(double patience, int max_threads)
 {
     meet_ctx c = {0, 0, 0};
     c.patience = patience;
-    nc_parallel_for(2, meet_task, &c);
+    nc_parallel_for_max(2, max_threads, meet_task, &c);
     return c.overlapped;
+}
+
+static int tasks_overlap(double patience) { return tasks_overlap_max(patience, INT_MAX); }
+
+/* ---- nc_parallel_for_max caps the threads of one call ---- */
+
+static void test_max_threads(void)
+{
+    static const size_t sizes[] = {2, 3, 10, 500};
+    size_t j;
+    int mx;
+    nc_set_num_threads(4);
+    for (mx = 1; mx <= 5; mx++)
+        for (j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++)
+            CHECK(check_once_max(sizes[j], 4, 1000, mx), "n=%zu max=%d", sizes[j], mx);
+    CHECK(!tasks_overlap_max(0.1, 1), "max_threads=1 ran two tasks at once");
+    CHECK(tasks_overlap_max(2.0, 2), "max_threads=2 did not run two tasks at once");
 }
 
 static void test_parallel(void)
@@ -314,6 +344,7 @@ int main(int argc, char **argv)
     test_limit();
     test_each_task_once();
     test_parallel();
+    test_max_threads();
     test_nested();
     test_concurrent_callers();
     test_fork();
