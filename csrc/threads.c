@@ -355,9 +355,16 @@ static void pool_resize(int want)
     if (P.helpers == NULL) return;
 #ifndef _WIN32
     pthread_once(&atfork_once, register_atfork);
-    /* Helpers block every signal, so signals go to the application's own
-     * threads (Python handles them on its main thread). */
+    /* Helpers block the asynchronous signals, so those go to the
+     * application's own threads (Python handles them on its main thread);
+     * a fault in a helper still reaches its handler (faulthandler). */
     sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGABRT);
+    sigdelset(&all, SIGTRAP);
     pthread_sigmask(SIG_SETMASK, &all, &old);
 #endif
     g = at_load(&P.gen.v);
