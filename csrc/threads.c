@@ -37,6 +37,9 @@
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0601 /* Windows 7: GetActiveProcessorCount */
+#endif
 #include <windows.h>
 #include <process.h>
 #else
@@ -442,7 +445,22 @@ void nc_parallel_for_max(size_t n_tasks, int max_threads, nc_task_fn fn, void *c
 static int cpu_count(void)
 {
 #ifdef _WIN32
-    DWORD n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+    DWORD_PTR mine, sys;
+    DWORD n;
+#if _WIN32_WINNT >= 0x0601
+    n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+#else
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    n = si.dwNumberOfProcessors;
+#endif
+    /* Within one processor group (<= 64 CPUs) the affinity mask says which
+     * of them this process may use (start /affinity, job objects). */
+    if (n <= 64 && GetProcessAffinityMask(GetCurrentProcess(), &mine, &sys) && mine != 0) {
+        DWORD c = 0;
+        for (; mine != 0; mine &= mine - 1) c++;
+        n = c;
+    }
     return n > 0 && n < INT_MAX ? (int)n : 1;
 #else
     long n;
