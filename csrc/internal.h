@@ -28,6 +28,10 @@ void nc_parallel_for(size_t n_tasks, nc_task_fn fn, void *ctx);
  * between reading it and the call. Nested calls, and calls made while
  * another application thread uses the pool, run serially (thread 0). */
 void nc_parallel_for_max(size_t n_tasks, int max_threads, nc_task_fn fn, void *ctx);
+/* How many threads are worth using for `work` units (flops, elements) when
+ * each thread should get at least `grain` of them: 1 below 2 * grain (small
+ * products stay on one thread), never more than nc_get_num_threads(). */
+int nc_threads_for(double work, double grain);
 
 /* The reference matrix product: the oracle for the fast kernels. */
 nc_status nc_sgemm_ref(int trans_a, int trans_b, size_t m, size_t n, size_t k,

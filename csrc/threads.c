@@ -442,6 +442,14 @@ void nc_parallel_for_max(size_t n_tasks, int max_threads, nc_task_fn fn, void *c
 /* The thread limit                                                          */
 /* ------------------------------------------------------------------------ */
 
+int nc_threads_for(double work, double grain)
+{
+    int limit = nc_get_num_threads();
+    double fit = grain > 0 ? work / grain : (double)limit;
+    if (!(fit >= 2)) return 1; /* also NaN */
+    return fit >= (double)limit ? limit : (int)fit;
+}
+
 static int cpu_count(void)
 {
 #ifdef _WIN32

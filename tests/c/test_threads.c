@@ -258,6 +258,12 @@ static void test_limit(void)
     CHECK(nc_set_num_threads(0) == NC_ERR_ARG, "0 accepted");
     CHECK(nc_set_num_threads(-3) == NC_ERR_ARG, "-3 accepted");
     CHECK(nc_set_num_threads(5) == NC_OK && nc_get_num_threads() == 5, "set 5");
+    CHECK(nc_threads_for(0, 100) == 1, "threads_for 0");
+    CHECK(nc_threads_for(199, 100) == 1, "threads_for 199/100");
+    CHECK(nc_threads_for(200, 100) == 2, "threads_for 200/100");
+    CHECK(nc_threads_for(399, 100) == 3, "threads_for 399/100");
+    CHECK(nc_threads_for(1e12, 100) == 5, "threads_for capped by the limit");
+    CHECK(nc_threads_for(1e12, 0) == 5, "threads_for grain 0");
 }
 
 /* ---- cost of an empty call (informational) ---- */
