@@ -279,6 +279,42 @@ def test_os_fork_after_the_pool_is_warm():
     assert _core._parallel_overlap_test(5.0)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_while_another_thread_runs_jobs():
+    """fork() can land in the middle of another thread's job (pool taken,
+    helpers working, locks held): the child must still get a working pool."""
+    _warm_pool()
+    stop = threading.Event()
+    errors = []
+
+    def busy():
+        try:
+            while not stop.is_set():
+                _check_once(300, 2, work=300)
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    try:
+        for _ in range(10):
+            time.sleep(0.003)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    code = 0 if child_job() else 3
+                finally:
+                    os._exit(code)
+            assert _wait_or_kill(pid) == 0
+    finally:
+        stop.set()
+        worker.join(60)
+    assert errors == []
+
+
 def _mp_target():
     sys.exit(0 if child_job() else 3)
 
