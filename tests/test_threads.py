@@ -234,6 +234,40 @@ def test_pool_starts_lazily_and_follows_the_limit():
     assert [int(v) for v in out.split()] == [0, 3, 1]
 
 
+def test_runs_beside_numpy_and_torch_threads():
+    """nncore's pool, NumPy's OpenBLAS pool and PyTorch's OpenMP pool busy in
+    one process at once: every job completes and stays correct."""
+    torch = pytest.importorskip("torch")
+    nncore.set_num_threads(2)
+    errors = []
+    a = np.random.default_rng(0).standard_normal((200, 200))
+    ta = torch.from_numpy(a)
+
+    def numpy_and_torch():
+        try:
+            for _ in range(30):
+                np.testing.assert_allclose((ta @ ta).numpy(), a @ a, rtol=1e-10, atol=1e-10)
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    def ours():
+        try:
+            for _ in range(100):
+                _check_once(200, 2, work=300)
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    workers = [threading.Thread(target=numpy_and_torch), threading.Thread(target=ours),
+               threading.Thread(target=ours)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert not any(w.is_alive() for w in workers), "hung"
+    assert errors == []
+    assert _core._parallel_overlap_test(5.0)
+
+
 # --------------------------------------------------------------------------
 # fork
 # --------------------------------------------------------------------------
