@@ -2,7 +2,9 @@
  * threads.c -- the engine's threads: a small persistent pool.
  *
  * nc_parallel_for hands tasks out dynamically (one shared counter) to the
- * calling thread and up to nc_get_num_threads()-1 helper threads. Which
+ * calling thread and up to nc_get_num_threads()-1 helper threads. The
+ * caller waits for tasks, not helpers: a helper that wakes too late for a
+ * job finds nothing to claim, and nobody waits for it. Which
  * thread runs a task never changes a result, because tasks write disjoint
  * outputs (the contract in internal.h).
  *
@@ -47,9 +49,7 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__linux__)
 #include <sched.h>
-#endif
 #endif
 
 /* How long an idle thread spins before it sleeps: long enough to bridge the
@@ -57,13 +57,18 @@
  * for long after the last one. */
 #define NC_SPIN_NS 100000LL
 
-/* The generation word carries the most helpers a job may use in its low
- * bits; the join word carries the job's sequence number above a "closed"
- * bit and the count of helpers that joined. */
+/* The generation word carries the helpers a job may use in its low bits
+ * (helpers 1 .. that number take part), its sequence number above them. */
 #define NC_GEN_BITS 16
 #define NC_MAX_HELPERS ((1 << NC_GEN_BITS) - 1)
-#define NC_JOIN_CLOSED (1LL << NC_GEN_BITS)
-#define NC_JOIN_SEQ_SHIFT (NC_GEN_BITS + 1)
+/* The task word: the low 32 bits of the job's sequence number above the
+ * count of tasks not yet handed out. A job has at most NC_MAX_JOB tasks
+ * (nc_parallel_for splits bigger ones). */
+#define NC_TASK_BITS 32
+#define NC_MAX_JOB ((1LL << NC_TASK_BITS) - 1)
+#ifndef NC_JOB_CHUNK /* the tests build with a small one, to cover the split */
+#define NC_JOB_CHUNK NC_MAX_JOB
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Atomics                                                                   */
@@ -128,6 +133,7 @@ typedef CONDITION_VARIABLE nc_cond;
 typedef HANDLE nc_thread;
 #define NC_MUTEX_INIT SRWLOCK_INIT
 #define NC_COND_INIT CONDITION_VARIABLE_INIT
+static void thread_yield(void) { SwitchToThread(); }
 static void mu_lock(nc_mutex *m) { AcquireSRWLockExclusive(m); }
 static void mu_unlock(nc_mutex *m) { ReleaseSRWLockExclusive(m); }
 static void cv_wait(nc_cond *c, nc_mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
@@ -147,6 +153,7 @@ typedef pthread_cond_t nc_cond;
 typedef pthread_t nc_thread;
 #define NC_MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
 #define NC_COND_INIT PTHREAD_COND_INITIALIZER
+static void thread_yield(void) { sched_yield(); }
 static void mu_lock(nc_mutex *m) { pthread_mutex_lock(m); }
 static void mu_unlock(nc_mutex *m) { pthread_mutex_unlock(m); }
 static void cv_wait(nc_cond *c, nc_mutex *m) { pthread_cond_wait(c, m); }
@@ -165,35 +172,37 @@ static nc_i64 now_ns(void)
 /* ------------------------------------------------------------------------ */
 
 /* Each hot word on its own cache line, so spinning helpers reading `gen`
- * do not slow the task counter down. */
+ * do not slow the task word down. */
 typedef struct { nc_atom v; char pad[64 - sizeof(nc_atom)]; } nc_line;
 
 typedef struct nc_helper {
-    nc_i64 seen;    /* the generation in force when it was started */
+    int id;      /* 1 .. n_helpers: its thread index; the caller is 0 */
+    nc_i64 seen; /* the generation in force when it was started */
     nc_thread handle;
 } nc_helper;
 
 static struct {
     nc_line busy;          /* 1 while one nc_parallel_for owns the pool */
-    nc_line gen;           /* (sequence << NC_GEN_BITS) | most helpers the job may use */
-    nc_line join;          /* (sequence << NC_JOIN_SEQ_SHIFT) | closed | helpers joined */
-    nc_line next;          /* the next task to hand out */
-    nc_line checked_in;    /* joined helpers finished with the job */
+    nc_line gen;           /* (sequence << NC_GEN_BITS) | helpers the job may use */
+    nc_line tasks;         /* (sequence << NC_TASK_BITS) | tasks not yet handed out */
+    nc_line done;          /* tasks of the job finished */
     nc_line sleepers;      /* helpers asleep (or going to sleep) on `wake` */
-    nc_line caller_asleep; /* 1 while the caller sleeps on `done` */
+    nc_line caller_asleep; /* 1 while the caller sleeps on `finished` */
     nc_line stop;          /* helpers exit when they see the next generation */
-    /* The job: written by the owner before it publishes `gen`, read by
-     * helpers after they join, unchanged until every joined helper checked in. */
+    /* The job: written by the owner before it publishes `tasks` and `gen`;
+     * read only by a thread holding one of its tasks, so unchanged while
+     * read (the owner waits for every task before the next job). */
     nc_task_fn fn;
     void *ctx;
-    size_t n_tasks;
+    size_t first; /* the task number of the job's first task */
+    nc_i64 n;     /* its tasks */
     /* Owned by the pool's owner (the holder of `busy`). */
     nc_helper *helpers;
     int n_helpers;
     nc_mutex lock;
-    nc_cond wake; /* helpers wait here for a job */
-    nc_cond done; /* the caller waits here for the last helper */
-} P = {{0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, NULL, NULL, 0, NULL, 0,
+    nc_cond wake;     /* helpers wait here for a job */
+    nc_cond finished; /* the caller waits here for the last task */
+} P = {{0}, {0}, {0}, {0}, {0}, {0}, {0}, NULL, NULL, 0, 0, NULL, 0,
        NC_MUTEX_INIT, NC_COND_INIT, NC_COND_INIT};
 
 static nc_line nc_threads_; /* the limit; 0 until first asked for */
@@ -211,23 +220,40 @@ static nc_i64 spin_wait(nc_atom *w, nc_i64 v, int until_equal)
             nc_i64 t = now_ns();
             if (start == 0) start = t;
             else if (t - start > NC_SPIN_NS) return at_load(w);
+            /* Let a thread waiting for this CPU run: on a busy machine the
+             * thread we wait for may be queued behind our spinning. */
+            else thread_yield();
         }
     }
 }
 
-/* A helper that saw generation g joins its job, unless the job is another
- * (it missed g), closed (the caller handed out every task and stopped
- * waiting for latecomers) or full. Only a joined helper reads the job.
- * Returns the thread index it runs the job's tasks as (1, 2, ... in order
- * of joining, so indices stay below the job's thread count), or 0. */
-static int join_job(nc_i64 g)
+/* Runs tasks of job `seq` as thread `index` until none is left. A task is
+ * claimed by counting the task word down, and only while the word still
+ * names this job: a helper that wakes late, after the job (or several) is
+ * over, claims nothing and touches nothing else, so nobody waits for it.
+ * Returns the number of tasks run. */
+static nc_i64 run_tasks(nc_i64 seq, int index)
 {
-    nc_i64 seq = g >> NC_GEN_BITS, most = g & NC_MAX_HELPERS;
+    nc_i64 ran = 0;
+    seq &= NC_MAX_JOB;
     for (;;) {
-        nc_i64 j = at_load(&P.join.v);
-        if ((j >> NC_JOIN_SEQ_SHIFT) != seq || (j & NC_JOIN_CLOSED) || (j & NC_MAX_HELPERS) >= most)
-            return 0;
-        if (at_cas(&P.join.v, j, j + 1)) return (int)(j & NC_MAX_HELPERS) + 1;
+        nc_i64 w = at_load(&P.tasks.v), left = w & NC_MAX_JOB;
+        if ((w >> NC_TASK_BITS) != seq || left == 0) return ran;
+        if (at_cas(&P.tasks.v, w, w - 1)) {
+            /* Holding an unfinished task of this job: its fields are stable. */
+            P.fn(P.ctx, P.first + (size_t)(P.n - left), index);
+            ran++;
+            if (index != 0) {
+                at_add(&P.done.v, 1);
+                /* Wake the caller if it went to sleep; it sets
+                 * caller_asleep before its last look at `done`. */
+                if (at_load(&P.caller_asleep.v)) {
+                    mu_lock(&P.lock);
+                    cv_signal(&P.finished);
+                    mu_unlock(&P.lock);
+                }
+            }
+        }
     }
 }
 
@@ -236,7 +262,6 @@ static void helper_loop(nc_helper *h)
     nc_i64 seen = h->seen;
     for (;;) {
         nc_i64 g = spin_wait(&P.gen.v, seen, 0);
-        int index;
         if (g == seen) {
             /* Announce the sleep before the last look at `gen`: the owner
              * publishes `gen` before it looks at `sleepers`, so one of the
@@ -249,21 +274,7 @@ static void helper_loop(nc_helper *h)
         }
         seen = g;
         if (at_load(&P.stop.v)) return;
-        if ((index = join_job(g)) == 0) continue; /* enough helpers, or the work is all taken */
-        {
-            nc_task_fn fn = P.fn;
-            void *ctx = P.ctx;
-            nc_i64 n = (nc_i64)P.n_tasks, t;
-            while ((t = at_add(&P.next.v, 1)) < n) fn(ctx, (size_t)t, index);
-        }
-        /* Wake the caller if it went to sleep; it sets caller_asleep before
-         * its last look at checked_in. */
-        at_add(&P.checked_in.v, 1);
-        if (at_load(&P.caller_asleep.v)) {
-            mu_lock(&P.lock);
-            cv_signal(&P.done);
-            mu_unlock(&P.lock);
-        }
+        if (h->id <= (int)(g & NC_MAX_HELPERS)) run_tasks(g >> NC_GEN_BITS, h->id);
     }
 }
 
@@ -302,7 +313,7 @@ static void pool_after_fork_child(void)
     pthread_cond_t c = PTHREAD_COND_INITIALIZER, d = PTHREAD_COND_INITIALIZER;
     P.lock = m;
     P.wake = c;
-    P.done = d;
+    P.finished = d;
     P.helpers = NULL;
     P.n_helpers = 0;
     at_store(&P.sleepers.v, 0);
@@ -314,18 +325,19 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, pool_after_fork_child); }
 #endif
 
-/* Publishes a new generation that `taking_part` helpers join, and wakes
- * sleeping helpers. */
-static void publish(int taking_part, int wake_all)
+/* Publishes a new generation that helpers 1 .. taking_part join, and wakes
+ * sleeping helpers. Returns its sequence number. */
+static nc_i64 publish(int taking_part, nc_i64 n_tasks, int wake_all)
 {
     nc_i64 seq = (at_load(&P.gen.v) >> NC_GEN_BITS) + 1;
-    at_store(&P.join.v, seq << NC_JOIN_SEQ_SHIFT);
+    at_store(&P.tasks.v, ((seq & NC_MAX_JOB) << NC_TASK_BITS) | n_tasks);
     at_store(&P.gen.v, (seq << NC_GEN_BITS) | taking_part);
     if (wake_all || at_load(&P.sleepers.v) > 0) {
         mu_lock(&P.lock);
         cv_broadcast(&P.wake);
         mu_unlock(&P.lock);
     }
+    return seq;
 }
 
 static void pool_stop(void)
@@ -333,7 +345,7 @@ static void pool_stop(void)
     int i;
     if (P.n_helpers == 0) return;
     at_store(&P.stop.v, 1);
-    publish(0, 1);
+    publish(0, 0, 1);
     for (i = 0; i < P.n_helpers; i++) thread_join(&P.helpers[i]);
     free(P.helpers);
     P.helpers = NULL;
@@ -372,6 +384,7 @@ static void pool_resize(int want)
 #endif
     g = at_load(&P.gen.v);
     for (i = 0; i < want; i++) {
+        P.helpers[i].id = i + 1;
         P.helpers[i].seen = g;
         if (!thread_start(&P.helpers[i])) break;
     }
@@ -399,14 +412,15 @@ void nc_parallel_for(size_t n_tasks, nc_task_fn fn, void *ctx)
 void nc_parallel_for_max(size_t n_tasks, int max_threads, nc_task_fn fn, void *ctx)
 {
     int threads, taking_part;
-    nc_i64 n = (nc_i64)n_tasks, t, j, joined;
+    size_t first;
     threads = n_tasks <= 1 ? 1 : NC_MIN(nc_get_num_threads(), max_threads);
     if (threads <= 1 || !at_cas(&P.busy.v, 0, 1)) {
         run_serial(n_tasks, fn, ctx);
         return;
     }
     /* The pool keeps nc_get_num_threads()-1 helpers; a job smaller than
-     * that lets only as many join as it can use. */
+     * that, or capped by max_threads, lets only helpers 1 .. taking_part in,
+     * so thread indices stay below min(threads, n_tasks). */
     pool_resize(nc_get_num_threads() - 1);
     taking_part = (int)NC_MIN((size_t)NC_MIN(P.n_helpers, threads - 1), n_tasks - 1);
     if (taking_part == 0) {
@@ -414,26 +428,23 @@ void nc_parallel_for_max(size_t n_tasks, int max_threads, nc_task_fn fn, void *c
         at_store(&P.busy.v, 0);
         return;
     }
-    P.fn = fn;
-    P.ctx = ctx;
-    P.n_tasks = n_tasks;
-    at_store(&P.next.v, 0);
-    at_store(&P.checked_in.v, 0);
-    publish(taking_part, 0);
-
-    while ((t = at_add(&P.next.v, 1)) < n) fn(ctx, (size_t)t, 0);
-
-    /* Every task is handed out: close the job, so helpers still waking up
-     * stay out of it, and wait only for those that joined. */
-    do j = at_load(&P.join.v);
-    while (!at_cas(&P.join.v, j, j | NC_JOIN_CLOSED));
-    joined = j & NC_MAX_HELPERS;
-    if (joined > 0 && spin_wait(&P.checked_in.v, joined, 1) != joined) {
-        mu_lock(&P.lock);
-        at_store(&P.caller_asleep.v, 1);
-        while (at_load(&P.checked_in.v) != joined) cv_wait(&P.done, &P.lock);
-        at_store(&P.caller_asleep.v, 0);
-        mu_unlock(&P.lock);
+    for (first = 0; first < n_tasks; first += (size_t)P.n) {
+        nc_i64 n = (nc_i64)NC_MIN(n_tasks - first, (size_t)NC_JOB_CHUNK), mine;
+        P.fn = fn;
+        P.ctx = ctx;
+        P.first = first;
+        P.n = n;
+        at_store(&P.done.v, 0);
+        mine = run_tasks(publish(taking_part, n, 0), 0);
+        /* Every task is handed out; wait for those still running. */
+        n -= mine;
+        if (spin_wait(&P.done.v, n, 1) != n) {
+            mu_lock(&P.lock);
+            at_store(&P.caller_asleep.v, 1);
+            while (at_load(&P.done.v) != n) cv_wait(&P.finished, &P.lock);
+            at_store(&P.caller_asleep.v, 0);
+            mu_unlock(&P.lock);
+        }
     }
     at_store(&P.busy.v, 0);
 }

@@ -4,8 +4,11 @@
  * Standalone (POSIX): from the repository root,
  *   cc -std=c99 -O2 -Wall -pthread -Icsrc tests/c/test_threads.c csrc/threads.c \
  *      -o /tmp/test_threads && /tmp/test_threads
- * Exits non-zero on the first failure; prints the cost of an empty
- * nc_parallel_for (informational, never a pass/fail criterion).
+ * and, to cover the split of big jobs into chunks, once more with
+ *   -DNC_JOB_CHUNK=7 added (then run it with --no-timing), and under
+ *   ThreadSanitizer: -O1 -g -fsanitize=thread, run with --no-timing --no-fork.
+ * Exits non-zero on a failure; prints the cost of an empty nc_parallel_for
+ * (informational, never a pass/fail criterion).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -346,14 +349,18 @@ static void report_overhead(void)
 
 int main(int argc, char **argv)
 {
-    int timing = !(argc > 1 && strcmp(argv[1], "--no-timing") == 0);
+    int i, timing = 1, forking = 1;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--no-timing") == 0) timing = 0;
+        if (strcmp(argv[i], "--no-fork") == 0) forking = 0; /* ThreadSanitizer cannot fork */
+    }
     test_limit();
     test_each_task_once();
     test_parallel();
     test_max_threads();
     test_nested();
     test_concurrent_callers();
-    test_fork();
+    if (forking) test_fork();
     if (failures == 0 && timing) report_overhead();
     if (failures) {
         fprintf(stderr, "%d failure(s)\n", failures);
