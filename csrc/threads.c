@@ -61,13 +61,17 @@
  * (helpers 1 .. that number take part), its sequence number above them. */
 #define NC_GEN_BITS 16
 #define NC_MAX_HELPERS ((1 << NC_GEN_BITS) - 1)
-/* The task word: the low 32 bits of the job's sequence number above the
- * count of tasks not yet handed out. A job has at most NC_MAX_JOB tasks
- * (nc_parallel_for splits bigger ones). */
+/* The task word: the low 31 bits of the job's sequence number (so the word
+ * stays positive) above the count of tasks not yet handed out. A job has at
+ * most NC_MAX_JOB tasks (nc_parallel_for splits bigger ones). */
 #define NC_TASK_BITS 32
 #define NC_MAX_JOB ((1LL << NC_TASK_BITS) - 1)
+#define NC_TASK_SEQ ((1LL << 31) - 1)
 #ifndef NC_JOB_CHUNK /* the tests build with a small one, to cover the split */
 #define NC_JOB_CHUNK NC_MAX_JOB
+#endif
+#ifndef NC_FIRST_SEQ /* and with a big one, to cover the sequence's wrap */
+#define NC_FIRST_SEQ 0
 #endif
 
 /* ------------------------------------------------------------------------ */
@@ -202,7 +206,7 @@ static struct {
     nc_mutex lock;
     nc_cond wake;     /* helpers wait here for a job */
     nc_cond finished; /* the caller waits here for the last task */
-} P = {{0}, {0}, {0}, {0}, {0}, {0}, {0}, NULL, NULL, 0, 0, NULL, 0,
+} P = {{0}, {(nc_i64)NC_FIRST_SEQ << NC_GEN_BITS}, {0}, {0}, {0}, {0}, {0}, NULL, NULL, 0, 0, NULL, 0,
        NC_MUTEX_INIT, NC_COND_INIT, NC_COND_INIT};
 
 static nc_line nc_threads_; /* the limit; 0 until first asked for */
@@ -235,7 +239,7 @@ static nc_i64 spin_wait(nc_atom *w, nc_i64 v, int until_equal)
 static nc_i64 run_tasks(nc_i64 seq, int index)
 {
     nc_i64 ran = 0;
-    seq &= NC_MAX_JOB;
+    seq &= NC_TASK_SEQ;
     for (;;) {
         nc_i64 w = at_load(&P.tasks.v), left = w & NC_MAX_JOB;
         if ((w >> NC_TASK_BITS) != seq || left == 0) return ran;
@@ -330,7 +334,7 @@ static void register_atfork(void) { pthread_atfork(NULL, NULL, pool_after_fork_c
 static nc_i64 publish(int taking_part, nc_i64 n_tasks, int wake_all)
 {
     nc_i64 seq = (at_load(&P.gen.v) >> NC_GEN_BITS) + 1;
-    at_store(&P.tasks.v, ((seq & NC_MAX_JOB) << NC_TASK_BITS) | n_tasks);
+    at_store(&P.tasks.v, ((seq & NC_TASK_SEQ) << NC_TASK_BITS) | n_tasks);
     at_store(&P.gen.v, (seq << NC_GEN_BITS) | taking_part);
     if (wake_all || at_load(&P.sleepers.v) > 0) {
         mu_lock(&P.lock);

@@ -5,7 +5,8 @@
  *   cc -std=c99 -O2 -Wall -pthread -Icsrc tests/c/test_threads.c csrc/threads.c \
  *      -o /tmp/test_threads && /tmp/test_threads
  * and, to cover the split of big jobs into chunks, once more with
- *   -DNC_JOB_CHUNK=7 added (then run it with --no-timing), and under
+ *   -DNC_JOB_CHUNK=7 added (then run it with --no-timing), with
+ *   -DNC_FIRST_SEQ=2147483000LL (job numbers crossing 2^31), and under
  *   ThreadSanitizer: -O1 -g -fsanitize=thread, run with --no-timing --no-fork.
  * Exits non-zero on a failure; prints the cost of an empty nc_parallel_for
  * (informational, never a pass/fail criterion).
