@@ -57,13 +57,17 @@
  * for long after the last one. */
 #define NC_SPIN_NS 100000LL
 
-/* The generation word carries the helpers a job may use in its low bits
- * (helpers 1 .. that number take part), its sequence number above them. */
+/* The generation word carries the number of helpers a job may use in its
+ * low bits, its sequence number above them. */
 #define NC_GEN_BITS 16
 #define NC_MAX_HELPERS ((1 << NC_GEN_BITS) - 1)
+/* The most helpers the pool starts, whatever the limit says: far more than
+ * any CPU count, and a typo like set_num_threads(100000) costs no more. */
+#define NC_POOL_CAP 1023
 /* The task word: the low 31 bits of the job's sequence number (so the word
  * stays positive) above the count of tasks not yet handed out. A job has at
- * most NC_MAX_JOB tasks (nc_parallel_for splits bigger ones). */
+ * most NC_MAX_JOB tasks (nc_parallel_for splits bigger ones). The join word:
+ * the same 31 bits above the count of helpers that joined the job. */
 #define NC_TASK_BITS 32
 #define NC_MAX_JOB ((1LL << NC_TASK_BITS) - 1)
 #define NC_TASK_SEQ ((1LL << 31) - 1)
@@ -180,7 +184,6 @@ static nc_i64 now_ns(void)
 typedef struct { nc_atom v; char pad[64 - sizeof(nc_atom)]; } nc_line;
 
 typedef struct nc_helper {
-    int id;      /* 1 .. n_helpers: its thread index; the caller is 0 */
     nc_i64 seen; /* the generation in force when it was started */
     nc_thread handle;
 } nc_helper;
@@ -188,6 +191,7 @@ typedef struct nc_helper {
 static struct {
     nc_line busy;          /* 1 while one nc_parallel_for owns the pool */
     nc_line gen;           /* (sequence << NC_GEN_BITS) | helpers the job may use */
+    nc_line join;          /* (sequence << NC_TASK_BITS) | helpers that joined */
     nc_line tasks;         /* (sequence << NC_TASK_BITS) | tasks not yet handed out */
     nc_line done;          /* tasks of the job finished */
     nc_line sleepers;      /* helpers asleep (or going to sleep) on `wake` */
@@ -206,7 +210,7 @@ static struct {
     nc_mutex lock;
     nc_cond wake;     /* helpers wait here for a job */
     nc_cond finished; /* the caller waits here for the last task */
-} P = {{0}, {(nc_i64)NC_FIRST_SEQ << NC_GEN_BITS}, {0}, {0}, {0}, {0}, {0}, NULL, NULL, 0, 0, NULL, 0,
+} P = {{0}, {(nc_i64)NC_FIRST_SEQ << NC_GEN_BITS}, {0}, {0}, {0}, {0}, {0}, {0}, NULL, NULL, 0, 0, NULL, 0,
        NC_MUTEX_INIT, NC_COND_INIT, NC_COND_INIT};
 
 static nc_line nc_threads_; /* the limit; 0 until first asked for */
@@ -261,8 +265,23 @@ static nc_i64 run_tasks(nc_i64 seq, int index)
     }
 }
 
+/* A helper that saw generation g joins its job, unless the job is over (the
+ * join word names a later one) or has all the helpers it may use. Returns
+ * its thread index for the job (1, 2, ... in order of joining, so indices
+ * stay below the job's thread count), or 0. */
+static int join_job(nc_i64 g)
+{
+    nc_i64 seq = (g >> NC_GEN_BITS) & NC_TASK_SEQ, most = g & NC_MAX_HELPERS;
+    for (;;) {
+        nc_i64 j = at_load(&P.join.v);
+        if ((j >> NC_TASK_BITS) != seq || (j & NC_MAX_JOB) >= most) return 0;
+        if (at_cas(&P.join.v, j, j + 1)) return (int)(j & NC_MAX_JOB) + 1;
+    }
+}
+
 static void helper_loop(nc_helper *h)
 {
+    int index;
     nc_i64 seen = h->seen;
     for (;;) {
         nc_i64 g = spin_wait(&P.gen.v, seen, 0);
@@ -278,7 +297,7 @@ static void helper_loop(nc_helper *h)
         }
         seen = g;
         if (at_load(&P.stop.v)) return;
-        if (h->id <= (int)(g & NC_MAX_HELPERS)) run_tasks(g >> NC_GEN_BITS, h->id);
+        if ((index = join_job(g)) != 0) run_tasks(g >> NC_GEN_BITS, index);
     }
 }
 
@@ -329,16 +348,24 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, pool_after_fork_child); }
 #endif
 
-/* Publishes a new generation that helpers 1 .. taking_part join, and wakes
- * sleeping helpers. Returns its sequence number. */
+/* Publishes a new generation that up to taking_part helpers join, and
+ * wakes as many sleeping helpers as the spinning ones cannot cover (all of
+ * them when wake_all). Returns its sequence number. */
 static nc_i64 publish(int taking_part, nc_i64 n_tasks, int wake_all)
 {
-    nc_i64 seq = (at_load(&P.gen.v) >> NC_GEN_BITS) + 1;
+    nc_i64 seq = (at_load(&P.gen.v) >> NC_GEN_BITS) + 1, asleep, wake;
+    at_store(&P.join.v, (seq & NC_TASK_SEQ) << NC_TASK_BITS);
     at_store(&P.tasks.v, ((seq & NC_TASK_SEQ) << NC_TASK_BITS) | n_tasks);
     at_store(&P.gen.v, (seq << NC_GEN_BITS) | taking_part);
-    if (wake_all || at_load(&P.sleepers.v) > 0) {
+    asleep = at_load(&P.sleepers.v);
+    wake = wake_all ? asleep : taking_part - (P.n_helpers - asleep);
+    if (wake > 0) {
         mu_lock(&P.lock);
-        cv_broadcast(&P.wake);
+        if (wake_all || wake >= asleep) {
+            cv_broadcast(&P.wake);
+        } else {
+            while (wake-- > 0) cv_signal(&P.wake);
+        }
         mu_unlock(&P.lock);
     }
     return seq;
@@ -366,7 +393,7 @@ static void pool_resize(int want)
 #ifndef _WIN32
     sigset_t all, old;
 #endif
-    if (want > NC_MAX_HELPERS) want = NC_MAX_HELPERS;
+    if (want > NC_POOL_CAP) want = NC_POOL_CAP;
     if (want == P.n_helpers) return;
     pool_stop();
     if (want <= 0) return;
@@ -388,7 +415,6 @@ static void pool_resize(int want)
 #endif
     g = at_load(&P.gen.v);
     for (i = 0; i < want; i++) {
-        P.helpers[i].id = i + 1;
         P.helpers[i].seen = g;
         if (!thread_start(&P.helpers[i])) break;
     }
@@ -423,7 +449,7 @@ void nc_parallel_for_max(size_t n_tasks, int max_threads, nc_task_fn fn, void *c
         return;
     }
     /* The pool keeps nc_get_num_threads()-1 helpers; a job smaller than
-     * that, or capped by max_threads, lets only helpers 1 .. taking_part in,
+     * that, or capped by max_threads, lets only taking_part of them join,
      * so thread indices stay below min(threads, n_tasks). */
     pool_resize(nc_get_num_threads() - 1);
     taking_part = (int)NC_MIN((size_t)NC_MIN(P.n_helpers, threads - 1), n_tasks - 1);

@@ -715,6 +715,7 @@ def _check_num_threads_env():
     import os
     import re
     import warnings
+    nc_get_num_threads()  # the default is fixed now: NNCORE_NUM_THREADS or the CPUs at import
     want = os.environ.get("NNCORE_NUM_THREADS", "")
     if want.strip():
         # What csrc/threads.c accepts; anything else it ignores.

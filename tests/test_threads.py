@@ -109,6 +109,24 @@ def test_bad_env_var_warns_and_uses_the_cpus(value):
     assert "RuntimeWarning" in err and "NNCORE_NUM_THREADS" in err
 
 
+def test_env_var_is_read_at_import():
+    out, _ = _run("""
+        import os
+        import nncore
+        os.environ["NNCORE_NUM_THREADS"] = "2"
+        print(nncore.get_num_threads())
+    """, {"NNCORE_NUM_THREADS": "3"})
+    assert int(out) == 3
+
+
+def test_huge_limit_is_accepted_and_runs():
+    """A limit far above the CPU count is the user's choice; the pool caps the
+    helpers it starts, and every task still runs once."""
+    nncore.set_num_threads(100000)
+    assert nncore.get_num_threads() == 100000
+    _check_once(3000, 100000)
+
+
 def test_set_num_threads_overrides_env_var():
     out, _ = _run("import nncore; nncore.set_num_threads(2); print(nncore.get_num_threads())",
                   {"NNCORE_NUM_THREADS": "5"})
