@@ -63,6 +63,8 @@ class BuildEngineExt(build_ext):
                 extra_postargs=flags,
                 depends=glob.glob(os.path.join(ENGINE_DIR, "**", "*.h"), recursive=True))
         ext.extra_objects = objects + list(ext.extra_objects or [])
+        if not msvc:  # the engine's thread pool (csrc/threads.c) uses pthreads
+            ext.extra_link_args = list(ext.extra_link_args or []) + ["-pthread"]
         super().build_extension(ext)
 
 

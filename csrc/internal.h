@@ -22,6 +22,16 @@ extern nc_isa nc_active_isa_;
  */
 typedef void (*nc_task_fn)(void *ctx, size_t task, int thread);
 void nc_parallel_for(size_t n_tasks, nc_task_fn fn, void *ctx);
+/* The same on at most max_threads threads: `thread` < max_threads (and <
+ * n_tasks). Per-thread scratch sized from nc_get_num_threads() should pass
+ * that value here, because another application thread may raise the limit
+ * between reading it and the call. Nested calls, and calls made while
+ * another application thread uses the pool, run serially (thread 0). */
+void nc_parallel_for_max(size_t n_tasks, int max_threads, nc_task_fn fn, void *ctx);
+/* How many threads are worth using for `work` units (flops, elements) when
+ * each thread should get at least `grain` of them: 1 below 2 * grain (small
+ * products stay on one thread), never more than nc_get_num_threads(). */
+int nc_threads_for(double work, double grain);
 
 /* The reference matrix product: the oracle for the fast kernels. */
 nc_status nc_sgemm_ref(int trans_a, int trans_b, size_t m, size_t n, size_t k,

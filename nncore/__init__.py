@@ -12,16 +12,23 @@ Keras' names and conventions.
 - :mod:`nncore.optimizers`, :mod:`nncore.initializers`: Keras-style optimizers
   (one fused step over a flat buffer), schedules and initializers.
 - :mod:`nncore.random`, :func:`set_seed`: the counter-based generator.
+- :func:`set_num_threads`, :func:`get_num_threads`: the engine's thread limit
+  (default: the CPUs this process may use, or ``NNCORE_NUM_THREADS``); results
+  are bit-identical at any thread count. threadpoolctl, when installed, sees
+  and limits the engine's threads as user_api "nncore".
 - :func:`show_config`: version, build, kernel level and threads.
 """
 from nncore._version import __version__
 from nncore import (activations, callbacks, data, initializers, layers, losses, metrics, ops,
                     optimizers, random, regularizers)
+from nncore import _threadpool
 from nncore._config import show_config
 from nncore._core import get_num_threads, set_num_threads
 from nncore.io import load_model
 from nncore.model import Sequential
 from nncore.random import set_seed
+
+_threadpool.register()
 
 __all__ = ["__version__", "Sequential", "load_model", "activations", "callbacks", "data",
            "initializers", "layers", "losses", "metrics", "ops", "optimizers", "random",

@@ -1129,3 +1129,122 @@ cdef class Plan:
                                       <double *>cnp.PyArray_DATA(Y))
         _check_status(st)
         return Y
+
+
+# ==========================================================================
+# Threads: private test hooks and the NNCORE_NUM_THREADS check
+# (helper branch `threads`; owns everything from here to the end of the file)
+# ==========================================================================
+
+cdef extern from *:
+    """
+    #include "internal.h"
+    #include <time.h>
+    /* 32-bit counters the tasks bump atomically, so a task run twice at
+     * once is still counted twice. */
+    #if defined(_MSC_VER) && !defined(__clang__)
+    #include <intrin.h>
+    typedef long nc_t_int;
+    #define NC_T_ADD(p, v) _InterlockedExchangeAdd((volatile long *)(p), (v))
+    #define NC_T_LOAD(p) _InterlockedCompareExchange((volatile long *)(p), 0, 0)
+    #else
+    typedef int nc_t_int;
+    #define NC_T_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
+    #define NC_T_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+    #endif
+
+    typedef struct { nc_t_int *count; nc_t_int *thread_of; long long work; } nc_t_once_ctx;
+
+    static void nc_t_once_task(void *p, size_t task, int thread)
+    {
+        nc_t_once_ctx *c = (nc_t_once_ctx *)p;
+        volatile long long i, x = 0;
+        for (i = 0; i < c->work; i++) x += i; /* so that tasks overlap */
+        NC_T_ADD(&c->count[task], 1);
+        c->thread_of[task] = thread;
+    }
+
+    static void nc_t_once(size_t n, void *count, void *thread_of, long long work,
+                          int max_threads)
+    {
+        nc_t_once_ctx c;
+        c.count = (nc_t_int *)count;
+        c.thread_of = (nc_t_int *)thread_of;
+        c.work = work;
+        if (max_threads > 0) nc_parallel_for_max(n, max_threads, nc_t_once_task, &c);
+        else nc_parallel_for(n, nc_t_once_task, &c);
+    }
+
+    typedef struct { nc_t_int arrived, met; clock_t patience; } nc_t_meet_ctx;
+
+    /* The first of two tasks waits for the second to start: it only sees it
+     * if two threads run them at once. */
+    static void nc_t_meet_task(void *p, size_t task, int thread)
+    {
+        nc_t_meet_ctx *c = (nc_t_meet_ctx *)p;
+        clock_t start = clock();
+        (void)task; (void)thread;
+        if (NC_T_ADD(&c->arrived, 1) != 0) return;
+        while (clock() - start < c->patience)
+            if (NC_T_LOAD(&c->arrived) >= 2) { c->met = 1; return; }
+    }
+
+    static int nc_t_overlap(double seconds)
+    {
+        nc_t_meet_ctx c;
+        c.arrived = 0;
+        c.met = 0;
+        c.patience = (clock_t)(seconds * CLOCKS_PER_SEC);
+        nc_parallel_for(2, nc_t_meet_task, &c);
+        return c.met;
+    }
+    """
+    void nc_t_once(size_t n, void *count, void *thread_of, long long work,
+                   int max_threads) nogil
+    int nc_t_overlap(double seconds) nogil
+
+
+def _parallel_sum_test(Py_ssize_t n_tasks, long long work=0, int max_threads=0):
+    """Test hook: runs n_tasks tasks through the engine's nc_parallel_for
+    (nc_parallel_for_max when max_threads > 0).
+
+    Returns (count, thread): how many times each task ran and on which thread
+    index. ``work`` is busy-work per task, so tasks overlap.
+    """
+    if n_tasks < 0:
+        raise ValueError("n_tasks must be >= 0")
+    cdef cnp.ndarray count = np.zeros(n_tasks, np.int32)
+    cdef cnp.ndarray thread = np.full(n_tasks, -1, np.int32)
+    cdef void *pc = cnp.PyArray_DATA(count)
+    cdef void *pt = cnp.PyArray_DATA(thread)
+    with nogil:
+        nc_t_once(<size_t>n_tasks, pc, pt, work, max_threads)
+    return count, thread
+
+
+def _parallel_overlap_test(double seconds=2.0):
+    """Test hook: whether two tasks of one nc_parallel_for ran at the same time
+    (the first to start waits up to ``seconds`` of CPU time for the second)."""
+    cdef int met
+    with nogil:
+        met = nc_t_overlap(seconds)
+    return bool(met)
+
+
+def _check_num_threads_env():
+    import os
+    import re
+    import warnings
+    nc_get_num_threads()  # the default is fixed now: NNCORE_NUM_THREADS or the CPUs at import
+    want = os.environ.get("NNCORE_NUM_THREADS", "")
+    if want.strip():
+        # What csrc/threads.c accepts; anything else it ignores.
+        ok = (re.fullmatch(r"[ \t\n]*\+?[0-9]+[ \t\n]*", want) is not None
+              and 1 <= int(want) <= 2**31 - 1)
+        if not ok:
+            warnings.warn(f"NNCORE_NUM_THREADS={want!r} is not a whole number >= 1; "
+                          f"using {nc_get_num_threads()} threads (the CPUs this process "
+                          f"may use)", RuntimeWarning, stacklevel=2)
+
+
+_check_num_threads_env()
