@@ -408,3 +408,21 @@ def test_predict_from_many_threads_gives_the_serial_bits():
     with ThreadPoolExecutor(8) as pool:
         parallel = list(pool.map(model.predict_one, x))
     np.testing.assert_array_equal(np.array(parallel), np.array(serial))
+
+
+def test_training_is_bit_identical_at_one_and_two_threads():
+    x, y = _blobs(256, inputs=5)
+    before = nncore.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            nncore.set_num_threads(threads)
+            model = nncore.Sequential([Dense(64, activation="relu", input_dim=5),
+                                       nncore.layers.Dropout(0.2),
+                                       Dense(3, activation="softmax")], seed=21)
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            model.fit(x, y, epochs=2, batch_size=128, verbose=0)
+            runs.append(model.get_flat_weights())
+    finally:
+        nncore.set_num_threads(before)
+    np.testing.assert_array_equal(runs[0], runs[1])
