@@ -19,7 +19,7 @@ Keras' names and conventions.
 - :func:`show_config`: version, build, kernel level and threads.
 """
 from nncore._version import __version__
-from nncore import (activations, callbacks, data, initializers, layers, losses, metrics, ops,
+from nncore import (activations, callbacks, data, datasets, initializers, layers, losses, metrics, ops,
                     optimizers, random, regularizers)
 from nncore import _threadpool
 from nncore._config import show_config
@@ -30,6 +30,6 @@ from nncore.random import set_seed
 
 _threadpool.register()
 
-__all__ = ["__version__", "Sequential", "load_model", "activations", "callbacks", "data",
+__all__ = ["__version__", "Sequential", "load_model", "activations", "callbacks", "data", "datasets",
            "initializers", "layers", "losses", "metrics", "ops", "optimizers", "random",
            "regularizers", "set_seed", "show_config", "get_num_threads", "set_num_threads"]
