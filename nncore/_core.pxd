@@ -104,3 +104,12 @@ cdef extern from "nncore.h" nogil:
                                      float threshold, size_t *correct)
     nc_status nc_daccuracy_threshold(size_t count, const double *t, const double *p,
                                      double threshold, size_t *correct)
+
+# ---- vmath (private hook for tests and benchmarks; csrc/vmath.h) ----
+cdef extern from "vmath.h" nogil:
+    void nc_vexp_f32(size_t n, const float *x, float *y)
+    void nc_vlog_f32(size_t n, const float *x, float *y)
+    void nc_vtanh_f32(size_t n, const float *x, float *y)
+    void nc_vsigmoid_f32(size_t n, const float *x, float *y)
+    void nc_vsoftplus_f32(size_t n, const float *x, float *y)
+# ---- end vmath ----

@@ -1,0 +1,161 @@
+/*
+ * vmath_avx2.c -- vmath.h's float32 functions for AVX2 + FMA, 8 lanes.
+ *
+ * exp: n = round(x log2 e), r = x - n ln2 (two-part ln2, FMA), a degree-6
+ * polynomial in r (Cephes expf), times 2^n applied as two factors 2^(n/2)
+ * so that n = 128 (x near the overflow edge) and n < -126 (denormal
+ * results) need no special case: the product rounds once into the
+ * denormals, and overflows to +inf exactly where e^x does.
+ * log: x = m 2^e with m in [sqrt(1/2), sqrt(2)), then a degree-8 polynomial
+ * in m - 1 (Cephes logf); denormals are scaled by 2^23 first.
+ * tanh: an odd polynomial for |x| < 0.625, else 1 - 2 / (e^2|x| + 1).
+ * The tail (n % 8 elements) goes through one padded vector.
+ */
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "vmath.h"
+
+#define V __m256
+#define SET1 _mm256_set1_ps
+#define FMA _mm256_fmadd_ps
+
+/* e^x for x already free of NaN concerns (the caller blends NaN back). */
+static inline V exp8(V x)
+{
+    V n, r, z, p, s1, s2;
+    __m256i ni, e1, e2;
+    /* min/max with x second keep a NaN x (they return the second operand) */
+    x = _mm256_max_ps(SET1(-104.0f), _mm256_min_ps(SET1(88.8f), x));
+    n = _mm256_round_ps(_mm256_mul_ps(x, SET1(1.44269504088896341f)),
+                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = FMA(n, SET1(-0.693359375f), x);
+    r = FMA(n, SET1(2.12194440e-4f), r);
+    z = _mm256_mul_ps(r, r);
+    p = SET1(1.9875691500e-4f);
+    p = FMA(p, r, SET1(1.3981999507e-3f));
+    p = FMA(p, r, SET1(8.3334519073e-3f));
+    p = FMA(p, r, SET1(4.1665795894e-2f));
+    p = FMA(p, r, SET1(1.6666665459e-1f));
+    p = FMA(p, r, SET1(5.0000001201e-1f));
+    p = _mm256_add_ps(FMA(p, z, r), SET1(1.0f));
+    ni = _mm256_cvtps_epi32(n);
+    e1 = _mm256_srai_epi32(ni, 1);
+    e2 = _mm256_sub_epi32(ni, e1);
+    s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e1, _mm256_set1_epi32(127)), 23));
+    s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e2, _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* ln x for finite x >= FLT_MIN (normal, positive); specials are the caller's. */
+static inline V log8_core(V x, V eadj)
+{
+    __m256i bits = _mm256_castps_si256(x);
+    V e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
+    V m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
+                                              _mm256_set1_epi32(0x3f000000))); /* [0.5, 1) */
+    V lo = _mm256_cmp_ps(m, SET1(0.707106781186547524f), _CMP_LT_OQ);
+    V f, z, p;
+    e = _mm256_add_ps(_mm256_sub_ps(e, _mm256_and_ps(lo, SET1(1.0f))), eadj);
+    f = _mm256_add_ps(_mm256_sub_ps(m, SET1(1.0f)), _mm256_and_ps(lo, m)); /* 2m - 1 or m - 1 */
+    z = _mm256_mul_ps(f, f);
+    p = SET1(7.0376836292e-2f);
+    p = FMA(p, f, SET1(-1.1514610310e-1f));
+    p = FMA(p, f, SET1(1.1676998740e-1f));
+    p = FMA(p, f, SET1(-1.2420140846e-1f));
+    p = FMA(p, f, SET1(1.4249322787e-1f));
+    p = FMA(p, f, SET1(-1.6668057665e-1f));
+    p = FMA(p, f, SET1(2.0000714765e-1f));
+    p = FMA(p, f, SET1(-2.4999993993e-1f));
+    p = FMA(p, f, SET1(3.3333331174e-1f));
+    p = _mm256_mul_ps(_mm256_mul_ps(p, f), z);
+    p = FMA(e, SET1(-2.12194440e-4f), p);
+    p = FMA(z, SET1(-0.5f), p);
+    return FMA(e, SET1(0.693359375f), _mm256_add_ps(f, p));
+}
+
+static inline V nan_through(V x, V y)
+{
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+static inline V v_exp(V x) { return nan_through(x, exp8(x)); }
+
+static inline V v_log(V x)
+{
+    V den = _mm256_cmp_ps(x, SET1(1.17549435e-38f), _CMP_LT_OQ);
+    V xs = _mm256_blendv_ps(x, _mm256_mul_ps(x, SET1(8388608.0f)), den);
+    V y = log8_core(xs, _mm256_and_ps(den, SET1(-23.0f)));
+    y = _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, SET1(INFINITY), _CMP_EQ_OQ));
+    y = _mm256_blendv_ps(y, SET1(-INFINITY), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_EQ_OQ));
+    y = _mm256_blendv_ps(y, SET1(NAN), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+    return nan_through(x, y);
+}
+
+static inline V v_tanh(V x)
+{
+    const V sign = SET1(-0.0f);
+    V a = _mm256_andnot_ps(sign, x);
+    V z = _mm256_mul_ps(x, x), p, ys, e, yl;
+    p = SET1(-5.70498872745e-3f);
+    p = FMA(p, z, SET1(2.06390887954e-2f));
+    p = FMA(p, z, SET1(-5.37397155531e-2f));
+    p = FMA(p, z, SET1(1.33314422036e-1f));
+    p = FMA(p, z, SET1(-3.33332819422e-1f));
+    ys = FMA(_mm256_mul_ps(p, z), x, x);
+    /* tanh rounds to 1 beyond 9.01, and e^20 is finite */
+    e = exp8(_mm256_add_ps(_mm256_min_ps(a, SET1(10.0f)), _mm256_min_ps(a, SET1(10.0f))));
+    yl = _mm256_sub_ps(SET1(1.0f), _mm256_div_ps(SET1(2.0f), _mm256_add_ps(e, SET1(1.0f))));
+    yl = _mm256_or_ps(yl, _mm256_and_ps(sign, x));
+    return nan_through(x, _mm256_blendv_ps(yl, ys, _mm256_cmp_ps(a, SET1(0.625f), _CMP_LT_OQ)));
+}
+
+static inline V v_sigmoid(V x)
+{
+    V e = exp8(_mm256_or_ps(x, SET1(-0.0f))); /* e^-|x|, never overflows */
+    V num = _mm256_blendv_ps(SET1(1.0f), e, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+    return nan_through(x, _mm256_div_ps(num, _mm256_add_ps(SET1(1.0f), e)));
+}
+
+static inline V v_softplus(V x)
+{
+    /* log1p(e) = log(u) + (e - (u - 1)) / u with u = 1 + e rounded: the
+     * quotient puts back what the rounding of u lost (exactly e when u = 1) */
+    V e = exp8(_mm256_or_ps(x, SET1(-0.0f)));
+    V u = _mm256_add_ps(SET1(1.0f), e);
+    V c = _mm256_div_ps(_mm256_sub_ps(e, _mm256_sub_ps(u, SET1(1.0f))), u);
+    V l = _mm256_add_ps(log8_core(u, _mm256_setzero_ps()), c);
+    return nan_through(x, _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), l));
+}
+
+#define NC_AVX2_ARRAY(fn)                                                 \
+    void nc_v##fn##_f32_avx2(size_t n, const float *x, float *y)          \
+    {                                                                     \
+        size_t i = 0;                                                     \
+        for (; i + 16 <= n; i += 16) {                                    \
+            V a = v_##fn(_mm256_loadu_ps(x + i));                         \
+            V b = v_##fn(_mm256_loadu_ps(x + i + 8));                     \
+            _mm256_storeu_ps(y + i, a);                                   \
+            _mm256_storeu_ps(y + i + 8, b);                               \
+        }                                                                 \
+        for (; i + 8 <= n; i += 8)                                        \
+            _mm256_storeu_ps(y + i, v_##fn(_mm256_loadu_ps(x + i)));      \
+        if (i < n) {                                                      \
+            float buf[8] = {1, 1, 1, 1, 1, 1, 1, 1};                      \
+            memcpy(buf, x + i, (n - i) * sizeof(float));                  \
+            _mm256_storeu_ps(buf, v_##fn(_mm256_loadu_ps(buf)));          \
+            memcpy(y + i, buf, (n - i) * sizeof(float));                  \
+        }                                                                 \
+    }
+
+NC_AVX2_ARRAY(exp)
+NC_AVX2_ARRAY(log)
+NC_AVX2_ARRAY(tanh)
+NC_AVX2_ARRAY(sigmoid)
+NC_AVX2_ARRAY(softplus)
+
+#else
+typedef int nc_vmath_avx2_empty_; /* ISO C forbids an empty translation unit */
+#endif
