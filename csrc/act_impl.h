@@ -1,7 +1,11 @@
 /*
  * act_impl.h -- activation kernels, written once for `real` (see real.h).
  *
- * These are the reference forms: plain loops the compiler may vectorise.
+ * Plain loops the compiler may vectorise, with the transcendental parts on
+ * real.h's array hooks (R_VEXP, ...): SIMD polynomials for float at the
+ * level in force (vmath.h), libm loops for double. Where a kernel needs e^v
+ * of a derived array it uses a stack block of NC_VCHUNK elements, never an
+ * allocation, and reads each element before writing it so that y may be x.
  * NaN propagates through every activation (never silently becomes 0 or 1).
  */
 
@@ -21,10 +25,10 @@ static void NC_TAG(act_elementwise)(nc_act act, real param, size_t n,
         for (i = 0; i < n; i++) y[i] = x[i] > 0 ? R_C(1) : (x[i] <= 0 ? R_C(0) : x[i]);
         break;
     case NC_ACT_SIGMOID:
-        for (i = 0; i < n; i++) y[i] = NC_TAG(sigmoid)(x[i]);
+        R_VSIGMOID(n, x, y);
         break;
     case NC_ACT_TANH:
-        for (i = 0; i < n; i++) y[i] = R_TANH(x[i]);
+        R_VTANH(n, x, y);
         break;
     case NC_ACT_RELU:
         for (i = 0; i < n; i++) y[i] = x[i] < 0 ? R_C(0) : x[i];
@@ -33,14 +37,22 @@ static void NC_TAG(act_elementwise)(nc_act act, real param, size_t n,
         for (i = 0; i < n; i++) y[i] = x[i] < 0 ? param * x[i] : x[i];
         break;
     case NC_ACT_ELU:
-        for (i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : param * R_EXPM1(x[i]);
+        /* e^x - 1 from the array exp where it cannot cancel (x <= -1/2:
+         * within 3 ulp); expm1 near 0, where it would; NaN takes expm1 */
+        for (i = 0; i < n; i += NC_VCHUNK) {
+            real e[NC_VCHUNK];
+            size_t j, len = NC_MIN(n - i, (size_t)NC_VCHUNK);
+            R_VEXP(len, x + i, e);
+            for (j = 0; j < len; j++) {
+                real v = x[i + j];
+                y[i + j] = v > 0 ? v
+                                 : param * (v <= R_C(-0.5) ? e[j] - R_C(1) : R_EXPM1(v));
+            }
+        }
         break;
     case NC_ACT_SOFTPLUS:
         /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, no cancellation */
-        for (i = 0; i < n; i++) {
-            real v = x[i];
-            y[i] = (v > 0 ? v : R_C(0)) + R_LOG1P(R_EXP(-R_FABS(v)));
-        }
+        R_VSOFTPLUS(n, x, y);
         break;
     default:
         break;
@@ -58,15 +70,21 @@ static void NC_TAG(softmax_row)(int log_form, size_t n, const real *x, real *y)
         if (x[i] > m || x[i] != x[i]) m = x[i]; /* NaN wins, so it propagates */
     if (log_form) {
         real lse;
-        for (i = 0; i < n; i++) s += R_EXP(x[i] - m);
+        /* y may be x, so the exponentials go through a stack block */
+        for (i = 0; i < n; i += NC_VCHUNK) {
+            real e[NC_VCHUNK];
+            size_t j, len = NC_MIN(n - i, (size_t)NC_VCHUNK);
+            for (j = 0; j < len; j++) e[j] = x[i + j] - m;
+            R_VEXP(len, e, e);
+            for (j = 0; j < len; j++) s += e[j];
+        }
         lse = m + R_LOG(s);
         for (i = 0; i < n; i++) y[i] = x[i] - lse;
     } else {
         real inv;
-        for (i = 0; i < n; i++) {
-            y[i] = R_EXP(x[i] - m);
-            s += y[i];
-        }
+        for (i = 0; i < n; i++) y[i] = x[i] - m;
+        R_VEXP(n, y, y);
+        for (i = 0; i < n; i++) s += y[i];
         inv = R_C(1) / s;
         for (i = 0; i < n; i++) y[i] *= inv;
     }
@@ -140,7 +158,13 @@ nc_status NC_FN(act_backward)(nc_act act, real param, size_t rows, size_t cols,
             const real *yr = y + r * cols, *dyr = dy + r * cols;
             real *dxr = dx + r * cols, sum = 0;
             for (i = 0; i < cols; i++) sum += dyr[i];
-            for (i = 0; i < cols; i++) dxr[i] = dyr[i] - R_EXP(yr[i]) * sum;
+            /* dx may be y or dy: e^y goes through a stack block */
+            for (i = 0; i < cols; i += NC_VCHUNK) {
+                real e[NC_VCHUNK];
+                size_t j, len = NC_MIN(cols - i, (size_t)NC_VCHUNK);
+                R_VEXP(len, yr + i, e);
+                for (j = 0; j < len; j++) dxr[i + j] = dyr[i + j] - e[j] * sum;
+            }
         }
         break;
     default:
