@@ -98,7 +98,7 @@ static inline V v_tanh(V x)
 {
     const V sign = SET1(-0.0f);
     V a = _mm256_andnot_ps(sign, x);
-    V z = _mm256_mul_ps(x, x), p, ys, e, yl;
+    V z = _mm256_mul_ps(x, x), p, ys, e, yl, y;
     p = SET1(-5.70498872745e-3f);
     p = FMA(p, z, SET1(2.06390887954e-2f));
     p = FMA(p, z, SET1(-5.37397155531e-2f));
@@ -108,8 +108,10 @@ static inline V v_tanh(V x)
     /* tanh rounds to 1 beyond 9.01, and e^20 is finite */
     e = exp8(_mm256_add_ps(_mm256_min_ps(a, SET1(10.0f)), _mm256_min_ps(a, SET1(10.0f))));
     yl = _mm256_sub_ps(SET1(1.0f), _mm256_div_ps(SET1(2.0f), _mm256_add_ps(e, SET1(1.0f))));
-    yl = _mm256_or_ps(yl, _mm256_and_ps(sign, x));
-    return nan_through(x, _mm256_blendv_ps(yl, ys, _mm256_cmp_ps(a, SET1(0.625f), _CMP_LT_OQ)));
+    y = _mm256_blendv_ps(yl, ys, _mm256_cmp_ps(a, SET1(0.625f), _CMP_LT_OQ));
+    /* the sign of x (odd function; also tanh(-0) = -0, which the FMA loses) */
+    y = _mm256_or_ps(_mm256_andnot_ps(sign, y), _mm256_and_ps(sign, x));
+    return nan_through(x, y);
 }
 
 static inline V v_sigmoid(V x)

@@ -83,7 +83,7 @@ static inline V v_tanh(V x)
 {
     const V sign = SET1(-0.0f);
     V a = _mm512_andnot_ps(sign, x);
-    V z = _mm512_mul_ps(x, x), p, ys, e, yl, ac;
+    V z = _mm512_mul_ps(x, x), p, ys, e, yl, ac, y;
     p = SET1(-5.70498872745e-3f);
     p = FMA(p, z, SET1(2.06390887954e-2f));
     p = FMA(p, z, SET1(-5.37397155531e-2f));
@@ -94,8 +94,10 @@ static inline V v_tanh(V x)
     ac = _mm512_min_ps(a, SET1(10.0f));
     e = exp16(_mm512_add_ps(ac, ac));
     yl = _mm512_sub_ps(SET1(1.0f), _mm512_div_ps(SET1(2.0f), _mm512_add_ps(e, SET1(1.0f))));
-    yl = _mm512_or_ps(yl, _mm512_and_ps(sign, x));
-    return nan_through(x, _mm512_mask_mov_ps(yl, _mm512_cmp_ps_mask(a, SET1(0.625f), _CMP_LT_OQ), ys));
+    y = _mm512_mask_mov_ps(yl, _mm512_cmp_ps_mask(a, SET1(0.625f), _CMP_LT_OQ), ys);
+    /* the sign of x (odd function; also tanh(-0) = -0, which the FMA loses) */
+    y = _mm512_or_ps(_mm512_andnot_ps(sign, y), _mm512_and_ps(sign, x));
+    return nan_through(x, y);
 }
 
 static inline V v_sigmoid(V x)

@@ -93,7 +93,7 @@ static inline V v_log(V x)
 static inline V v_tanh(V x)
 {
     V a = vabsq_f32(x), ac;
-    V z = vmulq_f32(x, x), p, ys, e, yl;
+    V z = vmulq_f32(x, x), p, ys, e, yl, y;
     p = SET1(-5.70498872745e-3f);
     p = FMA(p, z, SET1(2.06390887954e-2f));
     p = FMA(p, z, SET1(-5.37397155531e-2f));
@@ -104,8 +104,10 @@ static inline V v_tanh(V x)
     ac = vminq_f32(a, SET1(10.0f));
     e = exp4(vaddq_f32(ac, ac));
     yl = vsubq_f32(SET1(1.0f), vdivq_f32(SET1(2.0f), vaddq_f32(e, SET1(1.0f))));
-    yl = vbslq_f32(vdupq_n_u32(0x80000000u), x, yl); /* copysign */
-    return nan_through(x, vbslq_f32(vcltq_f32(a, SET1(0.625f)), ys, yl));
+    y = vbslq_f32(vcltq_f32(a, SET1(0.625f)), ys, yl);
+    /* the sign of x (odd function; also tanh(-0) = -0, which the FMA loses) */
+    y = vbslq_f32(vdupq_n_u32(0x80000000u), x, y);
+    return nan_through(x, y);
 }
 
 static inline V v_sigmoid(V x)
