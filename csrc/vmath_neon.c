@@ -1,7 +1,7 @@
 /*
  * vmath_neon.c -- vmath.h's float32 functions for AArch64 Advanced SIMD,
- * 4 lanes. The same algorithms as vmath_avx2.c (Cephes expf/logf/tanhf
- * polynomials, 2^n applied as two factors so that the overflow edge and the
+ * 4 lanes. The same algorithms as vmath_avx2.c (Cephes expf/logf
+ * polynomials, tanh through expm1, 2^n applied as two factors so that the overflow edge and the
  * denormal results need no special case, denormal log inputs scaled by
  * 2^23). NEON's FMIN/FMAX propagate NaN, and NaN is blended back at the end
  * anyway. The tail (n % 4 elements) goes through one padded vector.
@@ -92,22 +92,28 @@ static inline V v_log(V x)
 
 static inline V v_tanh(V x)
 {
-    V a = vabsq_f32(x), ac;
-    V z = vmulq_f32(x, x), p, ys, e, yl, y;
-    p = SET1(-5.70498872745e-3f);
-    p = FMA(p, z, SET1(2.06390887954e-2f));
-    p = FMA(p, z, SET1(-5.37397155531e-2f));
-    p = FMA(p, z, SET1(1.33314422036e-1f));
-    p = FMA(p, z, SET1(-3.33332819422e-1f));
-    ys = FMA(vmulq_f32(p, z), x, x);
-    /* tanh rounds to 1 beyond 9.01, and e^20 is finite */
-    ac = vminq_f32(a, SET1(10.0f));
-    e = exp4(vaddq_f32(ac, ac));
-    yl = vsubq_f32(SET1(1.0f), vdivq_f32(SET1(2.0f), vaddq_f32(e, SET1(1.0f))));
-    y = vbslq_f32(vcltq_f32(a, SET1(0.625f)), ys, yl);
-    /* the sign of x (odd function; also tanh(-0) = -0, which the FMA loses) */
-    y = vbslq_f32(vdupq_n_u32(0x80000000u), x, y);
-    return nan_through(x, y);
+    /* tanh|x| = -m / (2 + m) with m = e^-2|x| - 1 = 2^n expm1(r) + (2^n - 1):
+     * one formula from 0 (no cancellation: expm1 keeps its relative accuracy)
+     * to saturation (beyond 9.01 tanh rounds to 1; |x| is capped at 10 so
+     * that 2^n stays normal). A NaN x stays NaN through every step (FMIN
+     * propagates it). */
+    V a = vminq_f32(SET1(10.0f), vabsq_f32(x));
+    V v = vmulq_f32(a, SET1(-2.0f)), n, r, p, s, m, y;
+    n = vrndnq_f32(vmulq_f32(v, SET1(1.44269504088896341f)));
+    r = FMA(n, SET1(-0.693359375f), v);
+    r = FMA(n, SET1(2.12194440e-4f), r);
+    p = SET1(1.0f / 40320);
+    p = FMA(p, r, SET1(1.0f / 5040));
+    p = FMA(p, r, SET1(1.0f / 720));
+    p = FMA(p, r, SET1(1.0f / 120));
+    p = FMA(p, r, SET1(1.0f / 24));
+    p = FMA(p, r, SET1(1.0f / 6));
+    p = FMA(p, r, SET1(0.5f));
+    p = FMA(p, vmulq_f32(r, r), r); /* expm1 r, Taylor to r^8 on |r| <= ln2/2 */
+    s = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23));
+    m = FMA(s, p, vsubq_f32(s, SET1(1.0f)));
+    y = vdivq_f32(vnegq_f32(m), vaddq_f32(m, SET1(2.0f)));
+    return vbslq_f32(vdupq_n_u32(0x80000000u), x, y); /* odd; tanh(-0) = -0 */
 }
 
 static inline V v_sigmoid(V x)
