@@ -6,7 +6,8 @@
 Single thread on both sides (NumPy's ufuncs are single-threaded; nncore is
 set to one thread). Each nncore case is measured at every kernel level the
 machine has, both allocating its result (as NumPy's expression does) and
-writing into a preallocated ``out=``. The speed-up over NumPy is the median,
+writing into a preallocated ``out=``; the peer of the latter is NumPy writing
+into a preallocated array too. The speed-up over NumPy is the median,
 over rounds, of the ratio of the two timed back to back in each round (the
 machine is shared, so separately measured medians drift); it is printed at
 the end and stored in each benchmark's extra_info ("speedup_vs_numpy").
@@ -26,10 +27,18 @@ pytest.importorskip("pytest_benchmark")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 N = 100_000 if QUICK else 10_000_000
 ROUNDS = 3 if QUICK else 15
+PAIRED_ROUNDS = 15
 
 NUMPY = {
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "tanh": np.tanh,
+}
+# The same without temporaries, into a preallocated array: the peer of
+# nncore's out= case.
+NUMPY_OUT = {
+    "sigmoid": lambda x, y: np.divide(1, np.add(np.exp(np.negative(x, out=y), out=y), 1, out=y),
+                                      out=y),
+    "tanh": lambda x, y: np.tanh(x, out=y),
 }
 _medians = {}
 _paired = {}
@@ -58,7 +67,9 @@ def _paired_ratio(peer, call):
     """Median over rounds of t(peer) / t(call), the two timed back to back in
     each round, so that load from other processes hits both alike."""
     ratios = []
-    for _ in range(ROUNDS):
+    peer()
+    call()
+    for _ in range(PAIRED_ROUNDS):
         t0 = time.perf_counter()
         peer()
         t1 = time.perf_counter()
@@ -76,10 +87,15 @@ def _run(benchmark, fn, who, call, peer=None):
         _paired[(fn, who)] = benchmark.extra_info["speedup_vs_numpy"] = _paired_ratio(peer, call)
 
 
+@pytest.mark.parametrize("preallocated", [False, True], ids=["alloc", "out"])
 @pytest.mark.parametrize("fn", sorted(NUMPY))
-def test_numpy(benchmark, x, fn):
-    expr = NUMPY[fn]
-    _run(benchmark, fn, "numpy", lambda: expr(x))
+def test_numpy(benchmark, x, fn, preallocated):
+    if preallocated:
+        expr, y = NUMPY_OUT[fn], np.empty_like(x)
+        _run(benchmark, fn, "numpy out=", lambda: expr(x, y))
+    else:
+        expr = NUMPY[fn]
+        _run(benchmark, fn, "numpy", lambda: expr(x))
 
 
 @pytest.mark.parametrize("level", _core.isa_available())
@@ -93,4 +109,5 @@ def test_nncore(benchmark, x, fn, preallocated, level):
     with np.errstate(over="ignore"):
         np.testing.assert_allclose(y, NUMPY[fn](x.astype(np.float64)), rtol=1e-6, atol=1e-7)
     _run(benchmark, fn, f"nncore {level} {'out=' if preallocated else 'alloc'}",
-         lambda: f(x, out=out), peer=lambda: NUMPY[fn](x))
+         lambda: f(x, out=out),
+         peer=(lambda: NUMPY_OUT[fn](x, out)) if preallocated else (lambda: NUMPY[fn](x)))
