@@ -94,7 +94,10 @@ static inline V nan_through(V x, V y)
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
-static inline V v_exp(V x) { return nan_through(x, exp8(x)); }
+/* A NaN x needs no blend in exp, sigmoid and softplus: the clamp in exp8
+ * keeps it, so the polynomial and everything after it is NaN. (log needs
+ * one: its exponent and mantissa come from x's bits.) */
+static inline V v_exp(V x) { return exp8(x); }
 
 static inline V v_log(V x)
 {
@@ -140,7 +143,7 @@ static inline V v_sigmoid(V x)
 {
     V e = exp8(_mm256_or_ps(x, SET1(-0.0f))); /* e^-|x|, never overflows */
     V num = _mm256_blendv_ps(SET1(1.0f), e, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
-    return nan_through(x, div8(num, _mm256_add_ps(SET1(1.0f), e)));
+    return div8(num, _mm256_add_ps(SET1(1.0f), e));
 }
 
 static inline V v_softplus(V x)
@@ -151,7 +154,7 @@ static inline V v_softplus(V x)
     V u = _mm256_add_ps(SET1(1.0f), e);
     V c = div8(_mm256_sub_ps(e, _mm256_sub_ps(u, SET1(1.0f))), u);
     V l = _mm256_add_ps(log8_core(u, _mm256_setzero_ps()), c);
-    return nan_through(x, _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), l));
+    return _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), l);
 }
 
 #define NC_AVX2_ARRAY(fn)                                                 \

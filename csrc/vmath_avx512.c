@@ -79,7 +79,10 @@ static inline V nan_through(V x, V y)
     return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
-static inline V v_exp(V x) { return nan_through(x, exp16(x)); }
+/* A NaN x needs no blend in exp, sigmoid and softplus: the clamp in exp16
+ * keeps it, so the polynomial and everything after it is NaN. (log needs
+ * one: its exponent and mantissa come from x's bits.) */
+static inline V v_exp(V x) { return exp16(x); }
 
 static inline V v_log(V x)
 {
@@ -123,7 +126,7 @@ static inline V v_sigmoid(V x)
 {
     V e = exp16(_mm512_or_ps(x, SET1(-0.0f))); /* e^-|x|, never overflows */
     V num = _mm512_mask_mov_ps(SET1(1.0f), _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), e);
-    return nan_through(x, div16(num, _mm512_add_ps(SET1(1.0f), e)));
+    return div16(num, _mm512_add_ps(SET1(1.0f), e));
 }
 
 static inline V v_softplus(V x)
@@ -133,7 +136,7 @@ static inline V v_softplus(V x)
     V u = _mm512_add_ps(SET1(1.0f), e);
     V c = div16(_mm512_sub_ps(e, _mm512_sub_ps(u, SET1(1.0f))), u);
     V l = _mm512_add_ps(log16_core(u), c);
-    return nan_through(x, _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), l));
+    return _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), l);
 }
 
 #define NC_AVX512_ARRAY(fn)                                               \

@@ -76,7 +76,10 @@ static inline V nan_through(V x, V y)
     return vbslq_f32(vceqq_f32(x, x), y, x);
 }
 
-static inline V v_exp(V x) { return nan_through(x, exp4(x)); }
+/* A NaN x needs no blend in exp, sigmoid and softplus: the clamp in exp4
+ * keeps it, so the polynomial and everything after it is NaN. (log needs
+ * one: its exponent and mantissa come from x's bits.) */
+static inline V v_exp(V x) { return exp4(x); }
 
 static inline V v_log(V x)
 {
@@ -120,7 +123,7 @@ static inline V v_sigmoid(V x)
 {
     V e = exp4(vnegq_f32(vabsq_f32(x))); /* e^-|x|, never overflows */
     V num = vbslq_f32(vcltq_f32(x, SET1(0.0f)), e, SET1(1.0f));
-    return nan_through(x, vdivq_f32(num, vaddq_f32(SET1(1.0f), e)));
+    return vdivq_f32(num, vaddq_f32(SET1(1.0f), e));
 }
 
 static inline V v_softplus(V x)
@@ -130,7 +133,7 @@ static inline V v_softplus(V x)
     V u = vaddq_f32(SET1(1.0f), e);
     V c = vdivq_f32(vsubq_f32(e, vsubq_f32(u, SET1(1.0f))), u);
     V l = vaddq_f32(log4_core(u, SET1(0.0f)), c);
-    return nan_through(x, vaddq_f32(vmaxq_f32(x, SET1(0.0f)), l));
+    return vaddq_f32(vmaxq_f32(x, SET1(0.0f)), l);
 }
 
 #define NC_NEON_ARRAY(fn)                                                 \
