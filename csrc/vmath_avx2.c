@@ -24,7 +24,8 @@
 #define SET1 _mm256_set1_ps
 #define FMA _mm256_fmadd_ps
 
-/* e^x for x already free of NaN concerns (the caller blends NaN back). */
+/* e^x for any x: +-inf and the overflow and underflow edges come out of the
+ * clamp and the scaling; NaN stays NaN (the clamp keeps it). */
 static inline V exp8(V x)
 {
     V n, r, z, p, s1, s2;
