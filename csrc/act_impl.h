@@ -37,17 +37,13 @@ static void NC_TAG(act_elementwise)(nc_act act, real param, size_t n,
         for (i = 0; i < n; i++) y[i] = x[i] < 0 ? param * x[i] : x[i];
         break;
     case NC_ACT_ELU:
-        /* e^x - 1 from the array exp where it cannot cancel (x <= -1/2:
-         * within 3 ulp); expm1 near 0, where it would; NaN takes expm1 */
+        /* y may be x, and x decides the branch: expm1 goes through a stack
+         * block. NaN takes the second branch and stays NaN. */
         for (i = 0; i < n; i += NC_VCHUNK) {
             real e[NC_VCHUNK];
             size_t j, len = NC_MIN(n - i, (size_t)NC_VCHUNK);
-            R_VEXP(len, x + i, e);
-            for (j = 0; j < len; j++) {
-                real v = x[i + j];
-                y[i + j] = v > 0 ? v
-                                 : param * (v <= R_C(-0.5) ? e[j] - R_C(1) : R_EXPM1(v));
-            }
+            R_VEXPM1(len, x + i, e);
+            for (j = 0; j < len; j++) y[i + j] = x[i + j] > 0 ? x[i + j] : param * e[j];
         }
         break;
     case NC_ACT_SOFTPLUS:
@@ -142,8 +138,15 @@ nc_status NC_FN(act_backward)(nc_act act, real param, size_t rows, size_t cols,
         for (i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : dy[i] * (y[i] + param);
         break;
     case NC_ACT_SOFTPLUS:
-        /* softplus' = sigmoid(x) = 1 - e^-y, via expm1 for small y */
-        for (i = 0; i < n; i++) dx[i] = -dy[i] * R_EXPM1(-y[i]);
+        /* softplus' = sigmoid(x) = 1 - e^-y, via expm1 for small y; dx may
+         * be y or dy, so expm1(-y) goes through a stack block */
+        for (i = 0; i < n; i += NC_VCHUNK) {
+            real e[NC_VCHUNK];
+            size_t j, len = NC_MIN(n - i, (size_t)NC_VCHUNK);
+            for (j = 0; j < len; j++) e[j] = -y[i + j];
+            R_VEXPM1(len, e, e);
+            for (j = 0; j < len; j++) dx[i + j] = -dy[i + j] * e[j];
+        }
         break;
     case NC_ACT_SOFTMAX:
         for (r = 0; r < rows; r++) {

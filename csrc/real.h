@@ -23,6 +23,7 @@
 #undef R_SQRT
 #undef R_C
 #undef R_VEXP
+#undef R_VEXPM1
 #undef R_VLOG
 #undef R_VTANH
 #undef R_VSIGMOID
@@ -42,6 +43,7 @@
 #define R_C(x) ((float)(x))
 /* array hooks (n, x, y), y may be x: SIMD at the level in force (vmath.h) */
 #define R_VEXP nc_vexp_f32
+#define R_VEXPM1 nc_vexpm1_f32
 #define R_VLOG nc_vlog_f32
 #define R_VTANH nc_vtanh_f32
 #define R_VSIGMOID nc_vsigmoid_f32
@@ -60,6 +62,7 @@
 #define R_C(x) ((double)(x))
 /* array hooks (n, x, y), y may be x: loops over libm (vmath_ref.c) */
 #define R_VEXP nc_vexp_f64
+#define R_VEXPM1 nc_vexpm1_f64
 #define R_VLOG nc_vlog_f64
 #define R_VTANH nc_vtanh_f64
 #define R_VSIGMOID nc_vsigmoid_f64

@@ -10,6 +10,7 @@
  * for NaN, is exact at +-inf and 0, overflows exp to +inf only above
  * 88.7228 and gives the denormal results of exp below -87.34.
  *   exp      e^x
+ *   expm1    e^x - 1, accurate near 0 (the sign of x, -0 included)
  *   log      ln x   (log 0 = -inf, log of x < 0 = NaN, denormals exact-ish)
  *   tanh     tanh x (saturates to +-1 without overflow)
  *   sigmoid  1 / (1 + e^-x), computed as e^x / (1 + e^x) for x < 0 so that
@@ -29,12 +30,14 @@
 #include "internal.h"
 
 void nc_vexp_f32(size_t n, const float *x, float *y);
+void nc_vexpm1_f32(size_t n, const float *x, float *y);
 void nc_vlog_f32(size_t n, const float *x, float *y);
 void nc_vtanh_f32(size_t n, const float *x, float *y);
 void nc_vsigmoid_f32(size_t n, const float *x, float *y);
 void nc_vsoftplus_f32(size_t n, const float *x, float *y);
 
 void nc_vexp_f64(size_t n, const double *x, double *y);
+void nc_vexpm1_f64(size_t n, const double *x, double *y);
 void nc_vlog_f64(size_t n, const double *x, double *y);
 void nc_vtanh_f64(size_t n, const double *x, double *y);
 void nc_vsigmoid_f64(size_t n, const double *x, double *y);
@@ -43,6 +46,7 @@ void nc_vsoftplus_f64(size_t n, const double *x, double *y);
 /* Per-level float32 implementations (the dispatch in vmath.c picks one). */
 #define NC_VMATH_DECLARE(isa)                                              \
     void nc_vexp_f32_##isa(size_t n, const float *x, float *y);           \
+    void nc_vexpm1_f32_##isa(size_t n, const float *x, float *y);         \
     void nc_vlog_f32_##isa(size_t n, const float *x, float *y);           \
     void nc_vtanh_f32_##isa(size_t n, const float *x, float *y);          \
     void nc_vsigmoid_f32_##isa(size_t n, const float *x, float *y);       \

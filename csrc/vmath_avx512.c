@@ -84,6 +84,37 @@ static inline V nan_through(V x, V y)
  * one: its exponent and mantissa come from x's bits.) */
 static inline V v_exp(V x) { return exp16(x); }
 
+/* e^x - 1 = 2 (h expm1(r) + (h - 1/2)) with h = 2^(n-1): exact at n = 0
+ * (h = 1/2) where expm1 r carries the relative accuracy near 0, no
+ * cancellation elsewhere, and h stays finite up to the overflow edge
+ * (n = 128). x is clamped to [-30, 88.8] (expm1 is -1 below -17.4 in
+ * float; NaN passes the clamp). Below 2^-25 in magnitude expm1 x rounds to
+ * x itself, which is returned as is (denormals and -0 included: the
+ * halving by h = 1/2 would flush the smallest of them). */
+static inline V v_expm1(V x)
+{
+    const V sign = SET1(-0.0f);
+    V v = _mm512_max_ps(SET1(-30.0f), _mm512_min_ps(SET1(88.8f), x)), n, r, p, h, m;
+    n = _mm512_roundscale_ps(_mm512_mul_ps(v, SET1(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = FMA(n, SET1(-0.693359375f), v);
+    r = FMA(n, SET1(2.12194440e-4f), r);
+    p = SET1(1.0f / 40320);
+    p = FMA(p, r, SET1(1.0f / 5040));
+    p = FMA(p, r, SET1(1.0f / 720));
+    p = FMA(p, r, SET1(1.0f / 120));
+    p = FMA(p, r, SET1(1.0f / 24));
+    p = FMA(p, r, SET1(1.0f / 6));
+    p = FMA(p, r, SET1(0.5f));
+    p = FMA(p, _mm512_mul_ps(r, r), r); /* expm1 r, Taylor to r^8 on |r| <= ln2/2 */
+    h = _mm512_scalef_ps(SET1(0.5f), n);
+    m = FMA(h, p, _mm512_sub_ps(h, SET1(0.5f)));
+    m = _mm512_add_ps(m, m);
+    return _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(_mm512_andnot_ps(sign, x),
+                                                    SET1(2.98023224e-8f) /* 2^-25 */, _CMP_LT_OQ),
+                              x);
+}
+
 static inline V v_log(V x)
 {
     V zero = _mm512_setzero_ps();
@@ -159,6 +190,7 @@ static inline V v_softplus(V x)
     }
 
 NC_AVX512_ARRAY(exp)
+NC_AVX512_ARRAY(expm1)
 NC_AVX512_ARRAY(log)
 NC_AVX512_ARRAY(tanh)
 NC_AVX512_ARRAY(sigmoid)

@@ -81,6 +81,33 @@ static inline V nan_through(V x, V y)
  * one: its exponent and mantissa come from x's bits.) */
 static inline V v_exp(V x) { return exp4(x); }
 
+/* e^x - 1 = 2 (h expm1(r) + (h - 1/2)) with h = 2^(n-1): exact at n = 0
+ * (h = 1/2) where expm1 r carries the relative accuracy near 0, no
+ * cancellation elsewhere, and h stays finite up to the overflow edge
+ * (n = 128). x is clamped to [-30, 88.8] (expm1 is -1 below -17.4 in
+ * float; NaN passes the clamp). Below 2^-25 in magnitude expm1 x rounds to
+ * x itself, which is returned as is (denormals and -0 included: the
+ * halving by h = 1/2 would flush the smallest of them). */
+static inline V v_expm1(V x)
+{
+    V v = vmaxq_f32(SET1(-30.0f), vminq_f32(SET1(88.8f), x)), n, r, p, h, m;
+    n = vrndnq_f32(vmulq_f32(v, SET1(1.44269504088896341f)));
+    r = FMA(n, SET1(-0.693359375f), v);
+    r = FMA(n, SET1(2.12194440e-4f), r);
+    p = SET1(1.0f / 40320);
+    p = FMA(p, r, SET1(1.0f / 5040));
+    p = FMA(p, r, SET1(1.0f / 720));
+    p = FMA(p, r, SET1(1.0f / 120));
+    p = FMA(p, r, SET1(1.0f / 24));
+    p = FMA(p, r, SET1(1.0f / 6));
+    p = FMA(p, r, SET1(0.5f));
+    p = FMA(p, vmulq_f32(r, r), r); /* expm1 r, Taylor to r^8 on |r| <= ln2/2 */
+    h = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(126)), 23));
+    m = FMA(h, p, vsubq_f32(h, SET1(0.5f)));
+    m = vaddq_f32(m, m);
+    return vbslq_f32(vcltq_f32(vabsq_f32(x), SET1(2.98023224e-8f) /* 2^-25 */), x, m);
+}
+
 static inline V v_log(V x)
 {
     const V zero = SET1(0.0f);
@@ -157,6 +184,7 @@ static inline V v_softplus(V x)
     }
 
 NC_NEON_ARRAY(exp)
+NC_NEON_ARRAY(expm1)
 NC_NEON_ARRAY(log)
 NC_NEON_ARRAY(tanh)
 NC_NEON_ARRAY(sigmoid)

@@ -8,11 +8,16 @@
 
 #include "vmath.h"
 
-#define NC_REF_LOOPS(T, SUF, EXP, LOG, LOG1P, TANH, FABS)                 \
+#define NC_REF_LOOPS(T, SUF, EXP, EXPM1, LOG, LOG1P, TANH, FABS)          \
     void nc_vexp_##SUF(size_t n, const T *x, T *y)                        \
     {                                                                     \
         size_t i;                                                         \
         for (i = 0; i < n; i++) y[i] = EXP(x[i]);                         \
+    }                                                                     \
+    void nc_vexpm1_##SUF(size_t n, const T *x, T *y)                      \
+    {                                                                     \
+        size_t i;                                                         \
+        for (i = 0; i < n; i++) y[i] = EXPM1(x[i]);                       \
     }                                                                     \
     void nc_vlog_##SUF(size_t n, const T *x, T *y)                        \
     {                                                                     \
@@ -49,5 +54,5 @@
         }                                                                 \
     }
 
-NC_REF_LOOPS(float, f32_ref, expf, logf, log1pf, tanhf, fabsf)
-NC_REF_LOOPS(double, f64, exp, log, log1p, tanh, fabs)
+NC_REF_LOOPS(float, f32_ref, expf, expm1f, logf, log1pf, tanhf, fabsf)
+NC_REF_LOOPS(double, f64, exp, expm1, log, log1p, tanh, fabs)

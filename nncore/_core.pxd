@@ -108,6 +108,7 @@ cdef extern from "nncore.h" nogil:
 # ---- vmath (private hook for tests and benchmarks; csrc/vmath.h) ----
 cdef extern from "vmath.h" nogil:
     void nc_vexp_f32(size_t n, const float *x, float *y)
+    void nc_vexpm1_f32(size_t n, const float *x, float *y)
     void nc_vlog_f32(size_t n, const float *x, float *y)
     void nc_vtanh_f32(size_t n, const float *x, float *y)
     void nc_vsigmoid_f32(size_t n, const float *x, float *y)

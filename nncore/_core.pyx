@@ -617,7 +617,7 @@ def accuracy_threshold(y_true, y_pred, double threshold=0.5):
 
 ctypedef void (*_vmath_fn)(size_t, const float *, float *) noexcept nogil
 
-VMATH_FUNCTIONS = ("exp", "log", "tanh", "sigmoid", "softplus")
+VMATH_FUNCTIONS = ("exp", "expm1", "log", "tanh", "sigmoid", "softplus")
 
 
 def vmath(name, x, out=None):
@@ -628,6 +628,8 @@ def vmath(name, x, out=None):
     cdef size_t n
     if name == "exp":
         fn = nc_vexp_f32
+    elif name == "expm1":
+        fn = nc_vexpm1_f32
     elif name == "log":
         fn = nc_vlog_f32
     elif name == "tanh":

@@ -83,6 +83,8 @@ def _sigmoid64(x):
 REFERENCES = {  # name: (float64 function, sweep)
     "exp": (np.exp, lambda: _sweep(-104.0, 89.0, edges=(88.72283, -87.33655, -103.27893,
                                                          -103.972, 0.0))),
+    "expm1": (np.expm1, lambda: _sweep(-30.0, 89.0, edges=(88.72283, 0.0, -17.33, 0.3466,
+                                                             -0.3466))),
     "log": (np.log, lambda: np.concatenate([_bit_span(DENORM_MIN, FLT_MAX, 3_000_000),
                                             np.linspace(0.25, 4, 1_000_000, dtype=F32),
                                             _around(1.0), _around(TINY)])),
@@ -143,6 +145,19 @@ def test_exp_special_values(level):
     assert np.all((y > 0) & (y < TINY))
     assert ulp_error(y, np.exp(x.astype(np.float64)).astype(F32)).max() <= MAX_ULP
     assert _core.vmath("exp", np.array([-104.0, -110.0], dtype=F32)).tolist() == [0.0, 0.0]
+
+
+def test_expm1_special_values(level):
+    inf, nan = np.inf, np.nan
+    _check("expm1", [inf, -inf, nan, 0.0, -0.0, DENORM_MIN, -DENORM_MIN, -TINY, 1000.0, -1000.0,
+                     FLT_MAX, -FLT_MAX],
+           [inf, -1.0, nan, 0.0, -0.0, DENORM_MIN, -DENORM_MIN, -TINY, inf, -1.0, inf, -1.0])
+    with np.errstate(over="ignore"):
+        x = _around(88.7228, 200)
+        ref = np.expm1(x.astype(np.float64)).astype(F32)
+    last = x[np.isfinite(ref)].max()
+    y = _core.vmath("expm1", np.array([last, np.nextafter(last, F32(100))], dtype=F32))
+    assert np.isfinite(y[0]) and y[1] == np.inf
 
 
 def test_log_special_values(level):
@@ -279,6 +294,15 @@ def test_activation_backward_matches_reference(level):
     np.testing.assert_allclose(dx, ref, rtol=1e-5, atol=1e-5)
     inplace = dy.copy()
     nncore.ops.activation_backward(y, inplace, "log_softmax", out=inplace)
+    np.testing.assert_array_equal(inplace, dx)
+    # softplus' = sigmoid(x) = -expm1(-y), relative accuracy kept for x << 0 (down
+    # to the denormals, where the product dy * dx has no relative accuracy left)
+    y = nncore.ops.activation_forward(x, "softplus")
+    dx = nncore.ops.activation_backward(y, dy, "softplus")
+    np.testing.assert_allclose(dx, dy64 * -np.expm1(-y.astype(np.float64)), rtol=2e-6, atol=TINY)
+    np.testing.assert_allclose(dx, dy64 * _sigmoid64(x.astype(np.float64)), rtol=2e-5, atol=TINY)
+    inplace = y.copy()
+    nncore.ops.activation_backward(inplace, dy, "softplus", out=inplace)
     np.testing.assert_array_equal(inplace, dx)
 
 
