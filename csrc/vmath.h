@@ -11,7 +11,7 @@
  * 88.7228 and gives the denormal results of exp below -87.34.
  *   exp      e^x
  *   expm1    e^x - 1, accurate near 0 (the sign of x, -0 included)
- *   log      ln x   (log 0 = -inf, log of x < 0 = NaN, denormals exact-ish)
+ *   log      ln x   (log 0 = -inf, log of x < 0 = NaN, denormal x handled)
  *   tanh     tanh x (saturates to +-1 without overflow)
  *   sigmoid  1 / (1 + e^-x), computed as e^x / (1 + e^x) for x < 0 so that
  *            it never overflows and keeps its relative accuracy down to the
