@@ -1,7 +1,11 @@
 /*
  * act_impl.h -- activation kernels, written once for `real` (see real.h).
  *
- * These are the reference forms: plain loops the compiler may vectorise.
+ * Plain loops the compiler may vectorise, with the transcendental parts on
+ * real.h's array hooks (R_VEXP, ...): SIMD polynomials for float at the
+ * level in force (vmath.h), libm loops for double. Where a kernel needs e^v
+ * of a derived array it uses a stack block of NC_VCHUNK elements, never an
+ * allocation, and reads each element before writing it so that y may be x.
  * NaN propagates through every activation (never silently becomes 0 or 1).
  */
 
@@ -21,10 +25,10 @@ static void NC_TAG(act_elementwise)(nc_act act, real param, size_t n,
         for (i = 0; i < n; i++) y[i] = x[i] > 0 ? R_C(1) : (x[i] <= 0 ? R_C(0) : x[i]);
         break;
     case NC_ACT_SIGMOID:
-        for (i = 0; i < n; i++) y[i] = NC_TAG(sigmoid)(x[i]);
+        R_VSIGMOID(n, x, y);
         break;
     case NC_ACT_TANH:
-        for (i = 0; i < n; i++) y[i] = R_TANH(x[i]);
+        R_VTANH(n, x, y);
         break;
     case NC_ACT_RELU:
         for (i = 0; i < n; i++) y[i] = x[i] < 0 ? R_C(0) : x[i];
@@ -33,14 +37,18 @@ static void NC_TAG(act_elementwise)(nc_act act, real param, size_t n,
         for (i = 0; i < n; i++) y[i] = x[i] < 0 ? param * x[i] : x[i];
         break;
     case NC_ACT_ELU:
-        for (i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : param * R_EXPM1(x[i]);
+        /* y may be x, and x decides the branch: expm1 goes through a stack
+         * block. NaN takes the second branch and stays NaN. */
+        for (i = 0; i < n; i += NC_VCHUNK) {
+            real e[NC_VCHUNK];
+            size_t j, len = NC_MIN(n - i, (size_t)NC_VCHUNK);
+            R_VEXPM1(len, x + i, e);
+            for (j = 0; j < len; j++) y[i + j] = x[i + j] > 0 ? x[i + j] : param * e[j];
+        }
         break;
     case NC_ACT_SOFTPLUS:
         /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, no cancellation */
-        for (i = 0; i < n; i++) {
-            real v = x[i];
-            y[i] = (v > 0 ? v : R_C(0)) + R_LOG1P(R_EXP(-R_FABS(v)));
-        }
+        R_VSOFTPLUS(n, x, y);
         break;
     default:
         break;
@@ -58,15 +66,21 @@ static void NC_TAG(softmax_row)(int log_form, size_t n, const real *x, real *y)
         if (x[i] > m || x[i] != x[i]) m = x[i]; /* NaN wins, so it propagates */
     if (log_form) {
         real lse;
-        for (i = 0; i < n; i++) s += R_EXP(x[i] - m);
+        /* y may be x, so the exponentials go through a stack block */
+        for (i = 0; i < n; i += NC_VCHUNK) {
+            real e[NC_VCHUNK];
+            size_t j, len = NC_MIN(n - i, (size_t)NC_VCHUNK);
+            for (j = 0; j < len; j++) e[j] = x[i + j] - m;
+            R_VEXP(len, e, e);
+            for (j = 0; j < len; j++) s += e[j];
+        }
         lse = m + R_LOG(s);
         for (i = 0; i < n; i++) y[i] = x[i] - lse;
     } else {
         real inv;
-        for (i = 0; i < n; i++) {
-            y[i] = R_EXP(x[i] - m);
-            s += y[i];
-        }
+        for (i = 0; i < n; i++) y[i] = x[i] - m;
+        R_VEXP(n, y, y);
+        for (i = 0; i < n; i++) s += y[i];
         inv = R_C(1) / s;
         for (i = 0; i < n; i++) y[i] *= inv;
     }
@@ -124,8 +138,15 @@ nc_status NC_FN(act_backward)(nc_act act, real param, size_t rows, size_t cols,
         for (i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : dy[i] * (y[i] + param);
         break;
     case NC_ACT_SOFTPLUS:
-        /* softplus' = sigmoid(x) = 1 - e^-y, via expm1 for small y */
-        for (i = 0; i < n; i++) dx[i] = -dy[i] * R_EXPM1(-y[i]);
+        /* softplus' = sigmoid(x) = 1 - e^-y, via expm1 for small y; dx may
+         * be y or dy, so expm1(-y) goes through a stack block */
+        for (i = 0; i < n; i += NC_VCHUNK) {
+            real e[NC_VCHUNK];
+            size_t j, len = NC_MIN(n - i, (size_t)NC_VCHUNK);
+            for (j = 0; j < len; j++) e[j] = -y[i + j];
+            R_VEXPM1(len, e, e);
+            for (j = 0; j < len; j++) dx[i + j] = -dy[i + j] * e[j];
+        }
         break;
     case NC_ACT_SOFTMAX:
         for (r = 0; r < rows; r++) {
@@ -140,7 +161,13 @@ nc_status NC_FN(act_backward)(nc_act act, real param, size_t rows, size_t cols,
             const real *yr = y + r * cols, *dyr = dy + r * cols;
             real *dxr = dx + r * cols, sum = 0;
             for (i = 0; i < cols; i++) sum += dyr[i];
-            for (i = 0; i < cols; i++) dxr[i] = dyr[i] - R_EXP(yr[i]) * sum;
+            /* dx may be y or dy: e^y goes through a stack block */
+            for (i = 0; i < cols; i += NC_VCHUNK) {
+                real e[NC_VCHUNK];
+                size_t j, len = NC_MIN(cols - i, (size_t)NC_VCHUNK);
+                R_VEXP(len, yr + i, e);
+                for (j = 0; j < len; j++) dxr[i + j] = dyr[i + j] - e[j] * sum;
+            }
         }
         break;
     default:

@@ -6,6 +6,9 @@
  * not NULL, writes that loss's gradient times gscale into g.
  * Probabilities are clipped to [eps, 1 - eps] (Keras); the gradient is taken
  * at the clipped value, so it stays finite at p = 0 and p = 1.
+ * The logs and exponentials of a row are taken a stack block of NC_VCHUNK
+ * elements at a time through real.h's array hooks (SIMD for float), and
+ * every element of the inputs is read before g (which may be p) is written.
  */
 
 #include "scalar_impl.h"
@@ -47,11 +50,21 @@ static double NC_TAG(row_mae)(size_t k, const real *t, const real *p, real *g, r
 static double NC_TAG(row_bce)(size_t k, const real *t, const real *p, real *g, real gscale)
 {
     double s = 0;
-    size_t j;
-    for (j = 0; j < k; j++) {
-        real pc = NC_TAG(clip_prob)(p[j]);
-        s -= (double)t[j] * R_LOG(pc) + (double)(R_C(1) - t[j]) * R_LOG(R_C(1) - pc);
-        if (g) g[j] = (pc - t[j]) / (pc * (R_C(1) - pc)) * gscale / (real)k;
+    size_t i, j;
+    for (i = 0; i < k; i += NC_VCHUNK) {
+        real pc[NC_VCHUNK], lp[NC_VCHUNK], lq[NC_VCHUNK];
+        size_t len = NC_MIN(k - i, (size_t)NC_VCHUNK);
+        for (j = 0; j < len; j++) {
+            pc[j] = NC_TAG(clip_prob)(p[i + j]);
+            lq[j] = R_C(1) - pc[j];
+        }
+        R_VLOG(len, pc, lp);
+        R_VLOG(len, lq, lq);
+        for (j = 0; j < len; j++) {
+            real tj = t[i + j], q = pc[j];
+            s -= (double)tj * lp[j] + (double)(R_C(1) - tj) * lq[j];
+            if (g) g[i + j] = (q - tj) / (q * (R_C(1) - q)) * gscale / (real)k;
+        }
     }
     return s / (double)k;
 }
@@ -59,12 +72,21 @@ static double NC_TAG(row_bce)(size_t k, const real *t, const real *p, real *g, r
 static double NC_TAG(row_bce_logits)(size_t k, const real *t, const real *z, real *g, real gscale)
 {
     double s = 0;
-    size_t j;
-    for (j = 0; j < k; j++) {
-        real v = z[j];
-        /* log(1 + e^v) - v t, as max(v, 0) - v t + log1p(e^-|v|) */
-        s += (double)(v > 0 ? v : R_C(0)) - (double)v * t[j] + R_LOG1P(R_EXP(-R_FABS(v)));
-        if (g) g[j] = (NC_TAG(sigmoid)(v) - t[j]) * gscale / (real)k;
+    size_t i, j;
+    for (i = 0; i < k; i += NC_VCHUNK) {
+        real l[NC_VCHUNK], sg[NC_VCHUNK];
+        size_t len = NC_MIN(k - i, (size_t)NC_VCHUNK);
+        /* log1p(e^-|v|) = softplus(-|v|), kept apart from max(v, 0) - v t
+         * so that the sum (in double) keeps it when v is large */
+        for (j = 0; j < len; j++) l[j] = -R_FABS(z[i + j]);
+        R_VSOFTPLUS(len, l, l);
+        if (g) R_VSIGMOID(len, z + i, sg);
+        for (j = 0; j < len; j++) {
+            real v = z[i + j], tj = t[i + j];
+            /* log(1 + e^v) - v t, as max(v, 0) - v t + log1p(e^-|v|) */
+            s += (double)(v > 0 ? v : R_C(0)) - (double)v * tj + l[j];
+            if (g) g[i + j] = (sg[j] - tj) * gscale / (real)k;
+        }
     }
     return s / (double)k;
 }
@@ -72,11 +94,16 @@ static double NC_TAG(row_bce_logits)(size_t k, const real *t, const real *z, rea
 static double NC_TAG(row_cce)(size_t k, const real *t, const real *p, real *g, real gscale)
 {
     double s = 0;
-    size_t j;
-    for (j = 0; j < k; j++) {
-        real pc = NC_TAG(clip_prob)(p[j]);
-        s -= (double)t[j] * R_LOG(pc);
-        if (g) g[j] = -t[j] / pc * gscale;
+    size_t i, j;
+    for (i = 0; i < k; i += NC_VCHUNK) {
+        real pc[NC_VCHUNK], lp[NC_VCHUNK];
+        size_t len = NC_MIN(k - i, (size_t)NC_VCHUNK);
+        for (j = 0; j < len; j++) pc[j] = NC_TAG(clip_prob)(p[i + j]);
+        R_VLOG(len, pc, lp);
+        for (j = 0; j < len; j++) {
+            s -= (double)t[i + j] * lp[j];
+            if (g) g[i + j] = -t[i + j] / pc[j] * gscale;
+        }
     }
     return s;
 }
@@ -100,11 +127,16 @@ static double NC_TAG(row_cce_logits)(size_t k, const real *t, int64_t label,
 {
     real m = NC_TAG(row_max)(k, z);
     double sum_e = 0, lse, s = 0, tsum = 0;
-    size_t j;
-    for (j = 0; j < k; j++) {
-        real e = R_EXP(z[j] - m);
-        sum_e += e;
-        if (g) g[j] = e; /* kept for the gradient below */
+    /* e^(z - m) is kept in g for the gradient, unless g is z or t itself
+     * (the loss below still reads them): then it is recomputed at the end */
+    int keep = g != NULL && g != z && g != t;
+    size_t i, j;
+    for (i = 0; i < k; i += NC_VCHUNK) {
+        real buf[NC_VCHUNK], *e = keep ? g + i : buf;
+        size_t len = NC_MIN(k - i, (size_t)NC_VCHUNK);
+        for (j = 0; j < len; j++) e[j] = z[i + j] - m;
+        R_VEXP(len, e, e);
+        for (j = 0; j < len; j++) sum_e += e[j];
     }
     lse = (double)m + log(sum_e);
     if (t) {
@@ -118,7 +150,16 @@ static double NC_TAG(row_cce_logits)(size_t k, const real *t, int64_t label,
     }
     if (g) {
         real scale = (real)(tsum / sum_e) * gscale;
-        for (j = 0; j < k; j++) g[j] = g[j] * scale - (t ? t[j] : R_C(0)) * gscale;
+        for (i = 0; i < k; i += NC_VCHUNK) {
+            real buf[NC_VCHUNK], *e = keep ? g + i : buf;
+            size_t len = NC_MIN(k - i, (size_t)NC_VCHUNK);
+            if (!keep) {
+                for (j = 0; j < len; j++) buf[j] = z[i + j] - m;
+                R_VEXP(len, buf, buf);
+            }
+            for (j = 0; j < len; j++)
+                g[i + j] = e[j] * scale - (t ? t[i + j] : R_C(0)) * gscale;
+        }
         if (!t) g[label] -= gscale;
     }
     return s;

@@ -196,3 +196,14 @@ cdef extern from "nncore.h" nogil:
                                const float *x, float *work, float *y)
     nc_status nc_dplan_forward(size_t n_steps, const nc_plan_step_f64 *steps, size_t m,
                                const double *x, double *work, double *y)
+
+
+# ---- vmath (private hook for tests and benchmarks; csrc/vmath.h) ----
+cdef extern from "vmath.h" nogil:
+    void nc_vexp_f32(size_t n, const float *x, float *y)
+    void nc_vexpm1_f32(size_t n, const float *x, float *y)
+    void nc_vlog_f32(size_t n, const float *x, float *y)
+    void nc_vtanh_f32(size_t n, const float *x, float *y)
+    void nc_vsigmoid_f32(size_t n, const float *x, float *y)
+    void nc_vsoftplus_f32(size_t n, const float *x, float *y)
+# ---- end vmath ----

@@ -1248,3 +1248,44 @@ def _check_num_threads_env():
 
 
 _check_num_threads_env()
+
+
+# --------------------------------------------------------------------------
+# vmath: private hook for tests and benchmarks (csrc/vmath.h)
+# --------------------------------------------------------------------------
+
+ctypedef void (*_vmath_fn)(size_t, const float *, float *) noexcept nogil
+
+VMATH_FUNCTIONS = ("exp", "expm1", "log", "tanh", "sigmoid", "softplus")
+
+
+def vmath(name, x, out=None):
+    """The engine's float32 array function `name` (one of VMATH_FUNCTIONS) of x,
+    at the kernel level in force; out may be x. Private: for tests and benchmarks."""
+    cdef _vmath_fn fn
+    cdef cnp.ndarray X, Y
+    cdef size_t n
+    if name == "exp":
+        fn = nc_vexp_f32
+    elif name == "expm1":
+        fn = nc_vexpm1_f32
+    elif name == "log":
+        fn = nc_vlog_f32
+    elif name == "tanh":
+        fn = nc_vtanh_f32
+    elif name == "sigmoid":
+        fn = nc_vsigmoid_f32
+    elif name == "softplus":
+        fn = nc_vsoftplus_f32
+    else:
+        raise ValueError(f"unknown vmath function {name!r}; choose one of "
+                         f"{', '.join(VMATH_FUNCTIONS)}")
+    X = _real(x, "x")
+    if cnp.PyArray_TYPE(X) != F32:
+        raise TypeError(f"x has dtype {X.dtype}; vmath takes float32")
+    Y = _out(out, "out", F32, _shape(X))
+    _same_or_apart(Y, "out", X, "x")
+    n = cnp.PyArray_SIZE(X)
+    with nogil:
+        fn(n, <const float *>cnp.PyArray_DATA(X), <float *>cnp.PyArray_DATA(Y))
+    return Y
