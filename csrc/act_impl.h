@@ -65,7 +65,7 @@ static void NC_TAG(softmax_row)(int log_form, size_t n, const real *x, real *y)
     for (i = 1; i < n; i++)
         if (x[i] > m || x[i] != x[i]) m = x[i]; /* NaN wins, so it propagates */
     if (log_form) {
-        real lse;
+        real log_s;
         /* y may be x, so the exponentials go through a stack block */
         for (i = 0; i < n; i += NC_VCHUNK) {
             real e[NC_VCHUNK];
@@ -74,8 +74,9 @@ static void NC_TAG(softmax_row)(int log_form, size_t n, const real *x, real *y)
             R_VEXP(len, e, e);
             for (j = 0; j < len; j++) s += e[j];
         }
-        lse = m + R_LOG(s);
-        for (i = 0; i < n; i++) y[i] = x[i] - lse;
+        /* (x - m) - log s, never x - (m + log s): the latter cancels against a large m */
+        log_s = R_LOG(s);
+        for (i = 0; i < n; i++) y[i] = (x[i] - m) - log_s;
     } else {
         real inv;
         for (i = 0; i < n; i++) y[i] = x[i] - m;

@@ -126,7 +126,7 @@ static double NC_TAG(row_cce_logits)(size_t k, const real *t, int64_t label,
                                      const real *z, real *g, real gscale)
 {
     real m = NC_TAG(row_max)(k, z);
-    double sum_e = 0, lse, s = 0, tsum = 0;
+    double sum_e = 0, log_s, s = 0, tsum = 0;
     /* e^(z - m) is kept in g for the gradient, unless g is z or t itself
      * (the loss below still reads them): then it is recomputed at the end */
     int keep = g != NULL && g != z && g != t;
@@ -138,14 +138,15 @@ static double NC_TAG(row_cce_logits)(size_t k, const real *t, int64_t label,
         R_VEXP(len, e, e);
         for (j = 0; j < len; j++) sum_e += e[j];
     }
-    lse = (double)m + log(sum_e);
+    /* a term is (m - z) + log s, never (m + log s) - z: that cancels for large logits */
+    log_s = log(sum_e);
     if (t) {
         for (j = 0; j < k; j++) {
-            s += (double)t[j] * (lse - (double)z[j]);
+            s += (double)t[j] * (((double)m - (double)z[j]) + log_s);
             tsum += t[j];
         }
     } else {
-        s = lse - (double)z[label];
+        s = ((double)m - (double)z[label]) + log_s;
         tsum = 1;
     }
     if (g) {

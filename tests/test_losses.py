@@ -229,9 +229,6 @@ def test_cce_logits_extremes(isa, dtype, sparse):
                                rtol=0, atol=4 * eps(dtype))
 
 
-@pytest.mark.xfail(strict=True, reason=
-    "csrc/loss_impl.h row_cce_logits computes lse = m + log(sum) and then lse - z[j], "
-    "which cancels for large logits; (m - z[j]) + log(sum) is exact")
 @pytest.mark.parametrize("sparse", [False, True])
 def test_cce_logits_accurate_for_large_logits(isa, sparse):
     """float64: the loss of [c, c, -c] against class 1 is ln 2 to a few ulps for any c.
