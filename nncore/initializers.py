@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from nncore._configurable import Configurable
+
 from nncore import random as _random
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
@@ -60,22 +62,12 @@ def _shape(shape):
     return shape
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base: ``__call__(shape, dtype)``, and a JSON-able ``get_config``."""
 
     def __call__(self, shape, dtype="float32"):
         raise NotImplementedError
 
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Zeros(Initializer):

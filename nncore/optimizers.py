@@ -34,6 +34,8 @@ import math
 
 import numpy as np
 
+from nncore._configurable import Configurable
+
 from nncore import _core
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Nadam",
@@ -45,7 +47,7 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW"
 # Learning-rate schedules
 # --------------------------------------------------------------------------
 
-class LearningRateSchedule:
+class LearningRateSchedule(Configurable):
     """A learning rate as a function of the step (completed steps, from 0)."""
 
     def __call__(self, step):
@@ -53,14 +55,6 @@ class LearningRateSchedule:
 
     def get_config(self):
         raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _positive(name, value, allow_zero=False):

@@ -10,8 +10,10 @@ from typing import Union
 
 import numpy as np
 
+from nncore._configurable import Configurable
 
-class Regularizer:
+
+class Regularizer(Configurable):
     """Base class: ``__call__(w)`` is the penalty, ``add_gradient(w, g)`` adds its gradient."""
 
     def __call__(self, w: np.ndarray) -> float:
@@ -20,8 +22,6 @@ class Regularizer:
     def add_gradient(self, w: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
 
-    def get_config(self) -> dict:
-        return {}
 
 
 class L1L2(Regularizer):
@@ -49,9 +49,6 @@ class L1L2(Regularizer):
 
     def get_config(self) -> dict:
         return {"l1": self.l1, "l2": self.l2}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(l1={self.l1}, l2={self.l2})"
 
 
 class L1(L1L2):
