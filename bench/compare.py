@@ -3,9 +3,10 @@
     python bench/compare.py [pytest args...]      e.g. -k dense, or a file
 
 Every benchmark in bench/ names its case with ``benchmark.group`` and its
-implementation with ``benchmark.extra_info["impl"]`` ("nncore", "numpy",
-"torch", "sklearn"). Within a case, each peer's median time divided by
-nncore's is the speed-up: above 1.0, nncore is faster. Peers are measured in
+implementation with ``benchmark.extra_info["impl"]``: "nncore" (or a variant
+of it whose name starts with "nncore", such as "nncore avx2") and its peers
+("numpy", "torch", "sklearn", ...). Within a case, each peer's median time
+divided by nncore's is the speed-up: above 1.0, nncore is faster. Peers are measured in
 the same run, so the machine's noise affects both alike.
 """
 import json
@@ -36,17 +37,21 @@ def table(data):
         cases.setdefault(bench.get("group") or bench["name"], {})[impl] = bench["stats"]["median"]
     rows = []
     for case, impls in sorted(cases.items()):
-        base = impls.get("nncore")
-        for impl, median in sorted(impls.items()):
-            if impl == "nncore":
-                continue
-            ratio = f"{median / base:6.2f}x" if base else "   n/a"
-            rows.append((case, impl, base, median, ratio))
+        ours = {k: v for k, v in impls.items() if k.startswith("nncore")} or {"nncore": None}
+        peers = {k: v for k, v in impls.items() if not k.startswith("nncore")}
+        for name, base in sorted(ours.items()):
+            for impl, median in sorted(peers.items()):
+                ratio = f"{median / base:6.2f}x" if base else "   n/a"
+                rows.append((case, name, impl, base, median, ratio))
     width = max([len(r[0]) for r in rows] + [4])
-    print(f"\n{'case':<{width}}  {'peer':<8} {'nncore':>11} {'peer':>11}  peer/nncore")
-    for case, impl, base, median, ratio in rows:
+    w_ours = max([len(r[1]) for r in rows] + [6])
+    w_peer = max([len(r[2]) for r in rows] + [4])
+    print(f"\n{'case':<{width}}  {'nncore':<{w_ours}} {'peer':<{w_peer}} "
+          f"{'nncore':>11} {'peer':>11}  peer/nncore")
+    for case, name, impl, base, median, ratio in rows:
         nn = f"{base * 1e6:9.1f}us" if base else "        n/a"
-        print(f"{case:<{width}}  {impl:<8} {nn} {median * 1e6:9.1f}us  {ratio}")
+        print(f"{case:<{width}}  {name:<{w_ours}} {impl:<{w_peer}} {nn} "
+              f"{median * 1e6:9.1f}us  {ratio}")
 
 
 if __name__ == "__main__":
