@@ -14,6 +14,7 @@ and nothing is gathered or scattered per layer.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -48,6 +49,12 @@ class Sequential:
         self._seed = None  # the seed in use, fixed when the model is built
         self._plan = None  # the inference plan, made on first use
         self._plan_unsupported = False
+        self.check_numerics = False
+        self._where = "train_on_batch"  # where a step runs, for check_numerics' message
+        # Steps share the layers' work buffers, so they run one at a time; the
+        # engine plan behind predict keeps no shared scratch and needs no lock.
+        self._lock = threading.RLock()
+        self._fit_guard = threading.Lock()
         self.built = False
         self.optimizer = None
         self.loss = None
@@ -214,13 +221,19 @@ class Sequential:
         print_fn(line)
 
     # --------------------------------------------------------------- compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics: Optional[Sequence] = None) -> None:
+    def compile(self, optimizer="rmsprop", loss=None, metrics: Optional[Sequence] = None,
+                check_numerics: bool = False) -> None:
         """Choose the optimizer, loss and metrics, by name or object.
 
         ``loss`` is a Keras name ("mse", "binary_crossentropy",
         "sparse_categorical_crossentropy", ...) or a ``nncore.losses.Loss``
         (for ``from_logits=True``). A softmax (or sigmoid) output layer with
         the matching cross-entropy is fused into one stable kernel.
+
+        ``check_numerics=True`` checks every layer's output and gradient in
+        training and raises ``FloatingPointError`` naming the first layer,
+        pass, epoch and batch that produced a NaN or infinity (slower; for
+        debugging a diverging run).
         """
         from nncore import optimizers
         if loss is None:
@@ -229,6 +242,7 @@ class Sequential:
         self.loss = losses.get_loss(loss)
         self._metric_specs = list(metrics or [])
         self.compiled = True
+        self.check_numerics = bool(check_numerics)
         if self.built:
             self._prepare_training()
 
@@ -260,7 +274,15 @@ class Sequential:
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         for layer in self.layers:
             x = layer.forward(x, training)
+            if self.check_numerics:
+                self._check_finite(x, layer, "forward")
         return x
+
+    def _check_finite(self, arr: np.ndarray, layer, which: str) -> None:
+        if arr is not None and not np.isfinite(arr).all():
+            raise FloatingPointError(
+                f"check_numerics: layer {layer.name!r} produced a non-finite value (NaN or "
+                f"inf) in its {which} pass, at {self._where}")
 
     def _set_logits(self, on: bool) -> None:
         if self._fused:
@@ -286,32 +308,39 @@ class Sequential:
         return sum(layer.regularization_loss() for layer in self.layers)
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
-        for layer in self._rng_layers:
-            layer.step = self.optimizer.iterations  # randomness keyed by the update number
-        self._set_logits(True)
-        try:
-            out = self._forward(x, True)
-            loss, dy = self._loss(y, out, True)
-            for layer in reversed(self.layers):
-                dy = layer.backward(dy)
-        finally:
-            self._set_logits(False)
-        reg = self._regularization()
-        if reg:
-            loss += reg
-            for layer in self.layers:
-                layer.add_regularization_grads()
-        self.optimizer.apply(self._params, self._grads)
-        return self._batch_logs(loss, y, out)
+        with self._lock:
+            for layer in self._rng_layers:
+                layer.step = self.optimizer.iterations  # randomness keyed by the update number
+            self._set_logits(True)
+            try:
+                out = self._forward(x, True)
+                loss, dy = self._loss(y, out, True)
+                for layer in reversed(self.layers):
+                    dy = layer.backward(dy)
+                    if self.check_numerics:
+                        self._check_finite(dy, layer, "backward")
+            finally:
+                self._set_logits(False)
+            reg = self._regularization()
+            if reg:
+                loss += reg
+                for layer in self.layers:
+                    layer.add_regularization_grads()
+            if self.check_numerics and not np.isfinite(self._grads).all():
+                raise FloatingPointError(f"check_numerics: a parameter gradient is not finite, "
+                                         f"at {self._where}")
+            self.optimizer.apply(self._params, self._grads)
+            return self._batch_logs(loss, y, out)
 
     def _test_step(self, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
-        self._set_logits(True)
-        try:
-            out = self._forward(x, False)
-            loss, _ = self._loss(y, out, False)
-        finally:
-            self._set_logits(False)
-        return self._batch_logs(loss + self._regularization(), y, out)
+        with self._lock:
+            self._set_logits(True)
+            try:
+                out = self._forward(x, False)
+                loss, _ = self._loss(y, out, False)
+            finally:
+                self._set_logits(False)
+            return self._batch_logs(loss + self._regularization(), y, out)
 
     def _batch_logs(self, loss: float, y, out) -> Dict[str, float]:
         logs = {"loss": float(loss)}
@@ -378,7 +407,8 @@ class Sequential:
         plan = self._inference_plan()
         if plan is not None:
             return plan.run(x.reshape(len(x), -1)).reshape((len(x),) + self.output_shape)
-        return self._forward(x, False).copy()
+        with self._lock:
+            return self._forward(x, False).copy()
 
     def predict_one(self, x, out: Optional[np.ndarray] = None) -> np.ndarray:
         """The output for ONE sample (shape ``input_shape``), at the lowest latency.
@@ -439,7 +469,8 @@ class Sequential:
             if plan is not None:
                 plan.run(flat_x[start:stop], flat_out[start:stop])
             else:
-                out[start:stop] = self._forward(x[start:stop], False)
+                with self._lock:
+                    out[start:stop] = self._forward(x[start:stop], False)
         return out
 
     def evaluate(self, x, y, batch_size: int = 32, verbose: int = 0,

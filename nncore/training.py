@@ -131,8 +131,19 @@ def _split_validation(model, x, y, validation_split, validation_data):
     return x, y, None
 
 
-def fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence],
-        validation_split, validation_data, shuffle, initial_epoch, steps_per_epoch):
+def fit(model, *args):
+    """Model.fit's loop; one run per model at a time (a second one raises)."""
+    if not model._fit_guard.acquire(blocking=False):
+        raise RuntimeError("this model is already training (in another thread); one model "
+                           "trains one run at a time")
+    try:
+        return _fit(model, *args)
+    finally:
+        model._fit_guard.release()
+
+
+def _fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence],
+         validation_split, validation_data, shuffle, initial_epoch, steps_per_epoch):
     epochs = _check_int("epochs", epochs, 0)
     initial_epoch = _check_int("initial_epoch", initial_epoch, 0)
     if verbose == "auto":
@@ -171,6 +182,11 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence],
                              "is one pass over the data")
         eval_batch = batch_size
 
+    if model._sparse and not _is_batch_source(x):
+        _check_labels(y, model.output_shape[-1], "y")
+        if val is not None:
+            _check_labels(val[1], model.output_shape[-1], "validation labels")
+
     history = cb.History()
     callback_list = [history]
     if verbose:
@@ -182,6 +198,23 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence],
     model.history = history
     loss_mean = metrics_mod.Mean()
 
+    try:
+        _train_loop(model, cbs, batches, val, eval_batch, epochs, initial_epoch, loss_mean)
+    finally:
+        model._where = "train_on_batch"
+    return history
+
+
+def _check_labels(y: np.ndarray, classes: int, name: str) -> None:
+    """Every integer label in [0, classes), checked once before any work starts."""
+    if y.size and (y.min() < 0 or y.max() >= classes or
+                   (y.dtype.kind == "f" and not np.array_equal(y, np.floor(y)))):
+        bad = np.flatnonzero((y < 0) | (y >= classes) | (y != np.floor(y)))[0]
+        raise ValueError(f"{name}[{bad}] = {y[bad]} is not a class label of this model "
+                         f"(the {classes} classes are 0 .. {classes - 1})")
+
+
+def _train_loop(model, cbs, batches, val, eval_batch, epochs, initial_epoch, loss_mean):
     cbs.on_train_begin()
     for epoch in range(initial_epoch, epochs):
         cbs.on_epoch_begin(epoch)
@@ -190,6 +223,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence],
             m.reset_state()
         logs = {}
         for step, (xb, yb) in enumerate(batches.epoch(epoch)):
+            model._where = f"epoch {epoch + 1}, batch {step + 1}"
             cbs.on_train_batch_begin(step)
             batch_logs = model._train_step(xb, yb)
             loss_mean.update_state(batch_logs["loss"], len(xb))
@@ -204,7 +238,6 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence],
         if model.stop_training:
             break
     cbs.on_train_end()
-    return history
 
 
 class _Chain:

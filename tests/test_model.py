@@ -203,7 +203,7 @@ def test_fit_input_errors_are_clear():
         model.fit(x, y[:9], verbose=0)
     with pytest.raises(ValueError, match="model takes samples of shape"):
         model.fit(x[:, :4], y, verbose=0)
-    with pytest.raises(ValueError, match="outside the 3 classes"):
+    with pytest.raises(ValueError, match="is not a class label of this model"):
         model.fit(x, y + 5, verbose=0)
     with pytest.raises(ValueError, match="batch_size"):
         model.fit(x, y, batch_size=0, verbose=0)
@@ -426,3 +426,68 @@ def test_training_is_bit_identical_at_one_and_two_threads():
     finally:
         nncore.set_num_threads(before)
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_check_numerics_names_layer_and_batch():
+    # linear regression with far too large a learning rate diverges to inf
+    x, y = nncore.datasets.linear(64)
+    model = nncore.Sequential([Dense(1, input_dim=1, name="line")], seed=0)
+    model.compile(optimizer=nncore.optimizers.SGD(learning_rate=1e6), loss="mse",
+                  check_numerics=True)
+    with pytest.raises(FloatingPointError,
+                       match=r"layer 'line' produced a non-finite .* epoch \d+, batch \d+"):
+        model.fit(x, y, epochs=20, batch_size=8, verbose=0)
+
+
+def test_labels_out_of_range_fail_before_any_work():
+    x, y = _blobs(64)
+    y[40] = 7
+    model = _mlp()
+    model.build()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = model.get_flat_weights()
+    with pytest.raises(ValueError, match=r"y\[40\] = 7 is not a class label"):
+        model.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.get_flat_weights(), before)
+
+
+def test_a_second_concurrent_fit_raises():
+    import threading
+    x, y = _blobs(64)
+    model = _mlp()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    started, release = threading.Event(), threading.Event()
+
+    class Hold(callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            started.set()
+            release.wait(5)
+
+    t = threading.Thread(target=model.fit, args=(x, y),
+                         kwargs=dict(epochs=1, verbose=0, callbacks=[Hold()]))
+    t.start()
+    assert started.wait(5)
+    try:
+        with pytest.raises(RuntimeError, match="already training"):
+            model.fit(x, y, epochs=1, verbose=0)
+    finally:
+        release.set()
+        t.join()
+
+
+def test_keyboard_interrupt_leaves_a_usable_model_and_history():
+    x, y = _blobs(64)
+    model = _mlp()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+
+    class Interrupt(callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.params and len(model.history.epoch) == 2 and batch == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[Interrupt()])
+    assert model.history.epoch == [0, 1]
+    assert np.isfinite(model.get_flat_weights()).all()
+    assert model.predict(x).shape == (64, 3)
+    model.fit(x, y, epochs=1, verbose=0)  # and it trains on
