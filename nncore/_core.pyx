@@ -209,7 +209,20 @@ cdef tuple _rows_cols(cnp.ndarray a):
 cdef cnp.ndarray _labels(object labels, Py_ssize_t n, Py_ssize_t k, str name):
     """Integer class labels as contiguous int64, each checked to lie in [0, k)."""
     cdef cnp.ndarray arr = np.asarray(labels)
-    cdef Py_ssize_t bad
+    cdef Py_ssize_t bad = -1, i
+    cdef const int64_t *lab
+    if (cnp.PyArray_TYPE(arr) == cnp.NPY_INT64 and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            and cnp.PyArray_ISBEHAVED_RO(arr) and cnp.PyArray_SIZE(arr) == n):
+        # the common case (a training loop's labels): one pass in C, no temporaries
+        lab = <const int64_t *>cnp.PyArray_DATA(arr)
+        with nogil:
+            for i in range(n):
+                if lab[i] < 0 or lab[i] >= k:
+                    bad = i
+                    break
+        if bad >= 0:
+            raise ValueError(f"{name}[{bad}] = {lab[bad]} is outside the {k} classes [0, {k})")
+        return arr
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.floor(arr)):
             raise ValueError(f"{name} must hold integer class labels; got non-integral values")
@@ -825,6 +838,54 @@ def optim_step(str kind, dict hp, params, grads, state, int64_t step):
                                 <const double *>cnp.PyArray_DATA(G),
                                 <double *>cnp.PyArray_DATA(S), step)
     _check_status(st)
+
+
+cdef class OptimStepper:
+    """An optimizer's checked configuration, kept for its whole life.
+
+    Parsing and checking the hyper-parameters once (not at every step) keeps
+    a small network's training step cheap; only the learning rate, which a
+    schedule may change per step, is passed to each call (and checked there).
+    """
+    cdef nc_optim_config cfg
+    cdef readonly str kind
+
+    def __init__(self, str kind, dict hp):
+        _optim_config(kind, hp, &self.cfg)
+        self.kind = kind
+
+    def step(self, double learning_rate, params, grads, state, int64_t step):
+        """One step in place on params and state (as optim_step)."""
+        cdef cnp.ndarray P = _inplace(params, "params"), G = _contig_ro(grads, "grads")
+        cdef cnp.ndarray S = _inplace(state, "state")
+        cdef Py_ssize_t n = cnp.PyArray_SIZE(P)
+        cdef nc_status st
+        if not (isfinite(learning_rate) and learning_rate >= 0):
+            raise ValueError(f"learning_rate must be a finite number >= 0, got {learning_rate!r}")
+        self.cfg.learning_rate = learning_rate
+        _same_dtype(P, "params", G, "grads")
+        _same_dtype(P, "params", S, "state")
+        if cnp.PyArray_SIZE(G) != n:
+            raise ValueError(f"grads has {cnp.PyArray_SIZE(G)} elements but params has {n}")
+        if cnp.PyArray_NDIM(S) != 1 or <size_t>cnp.PyArray_SIZE(S) != nc_optim_state_size(&self.cfg, n):
+            raise ValueError(f"state has shape {_shape(S)}; {self.kind} with these options needs "
+                             f"({nc_optim_state_size(&self.cfg, n)},) for {n} parameters")
+        if step < 1:
+            raise ValueError(f"step is 1-based, got {step}")
+        _no_overlap(P, "params", G, "grads")
+        _no_overlap(S, "state", P, "params")
+        _no_overlap(S, "state", G, "grads")
+        if cnp.PyArray_TYPE(P) == F32:
+            with nogil:
+                st = nc_soptim_step(&self.cfg, n, <float *>cnp.PyArray_DATA(P),
+                                    <const float *>cnp.PyArray_DATA(G),
+                                    <float *>cnp.PyArray_DATA(S), step)
+        else:
+            with nogil:
+                st = nc_doptim_step(&self.cfg, n, <double *>cnp.PyArray_DATA(P),
+                                    <const double *>cnp.PyArray_DATA(G),
+                                    <double *>cnp.PyArray_DATA(S), step)
+        _check_status(st)
 
 
 def sum_squares(x):

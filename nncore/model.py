@@ -375,7 +375,13 @@ class Sequential:
                 raise ValueError(f"y has shape {y.shape}: one-hot targets go with "
                                  f"categorical_crossentropy; sparse_categorical_crossentropy "
                                  f"takes integer labels")
-            return y.reshape(n)  # the boundary converts and range-checks the labels
+            y = y.reshape(n)
+            if y.dtype != np.int64 and y.dtype.kind in "iu":
+                # int64 once here, so each batch takes the boundary's fast path
+                # (out-of-range values are reported by fit's check or the boundary)
+                y = y.astype(np.int64) if (y.min(initial=0) >= 0 and
+                                           y.max(initial=0) < 2 ** 62) else y
+            return y
         if y.dtype.kind not in "biuf":
             raise TypeError(f"y has dtype {y.dtype}; targets must be numbers")
         return np.ascontiguousarray(y, dtype=self.dtype)

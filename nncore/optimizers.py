@@ -262,10 +262,20 @@ class Optimizer:
         elif params.size != self._n or params.dtype != self._dtype:
             raise ValueError(f"this optimizer was built for {self._n} {self._dtype} parameters; "
                              f"got {params.size} {params.dtype} (build it again for a new model)")
-        lr = self.learning_rate
-        _core.optim_step(self._kind, self._hyper(lr), params, grads, self._state,
-                         self.iterations + 1)
+        stepper = self._stepper
+        if stepper is None:  # checked once, kept until a hyper-parameter changes
+            stepper = self._stepper = _core.OptimStepper(self._kind, self._hyper(0.0))
+        stepper.step(self.learning_rate, params, grads, self._state, self.iterations + 1)
         self.iterations += 1
+
+    # The engine configuration is cached; assigning any public hyper-parameter
+    # (momentum, beta_1, weight_decay, ...) drops it so the next step rebuilds it.
+    _stepper = None
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if not name.startswith("_") and name not in ("iterations", "learning_rate"):
+            object.__setattr__(self, "_stepper", None)
 
     def get_state(self):
         """{"iterations": int64 0-d array, "state": flat state copy} (npz-friendly)."""
