@@ -179,42 +179,6 @@ nc_status nc_ddense_backward(size_t m, size_t k, size_t n,
                              double *dx, double *dw, double *db, double beta);
 
 /* ------------------------------------------------------------------------ */
-/* Inference plans: a stack of layers in one call                            */
-/* ------------------------------------------------------------------------ */
-
-typedef enum nc_plan_op {
-    NC_PLAN_DENSE = 0,     /* y = f(x W + b) */
-    NC_PLAN_ACTIVATION = 1 /* y = f(x); n_in == n_out */
-} nc_plan_op;
-
-/* One step of a plan. w is n_in x n_out (Keras' layout), b has n_out entries
- * or is NULL; both unused by NC_PLAN_ACTIVATION. */
-typedef struct nc_plan_step_f32 {
-    nc_plan_op op;
-    size_t n_in, n_out;
-    const float *w, *b;
-    nc_act act;
-    float param;
-} nc_plan_step_f32;
-typedef struct nc_plan_step_f64 {
-    nc_plan_op op;
-    size_t n_in, n_out;
-    const double *w, *b;
-    nc_act act;
-    double param;
-} nc_plan_step_f64;
-
-/*
- * Runs the steps in order on m samples: x (m x steps[0].n_in) to
- * y (m x steps[n_steps-1].n_out). work holds 2 * m * (the widest n_out)
- * elements; it, x and y must not overlap. n_steps >= 1.
- */
-nc_status nc_splan_forward(size_t n_steps, const nc_plan_step_f32 *steps, size_t m,
-                           const float *x, float *work, float *y);
-nc_status nc_dplan_forward(size_t n_steps, const nc_plan_step_f64 *steps, size_t m,
-                           const double *x, double *work, double *y);
-
-/* ------------------------------------------------------------------------ */
 /* Losses                                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -263,6 +227,68 @@ nc_status nc_sloss_sparse(nc_loss loss, nc_reduction reduction, size_t n, size_t
 nc_status nc_dloss_sparse(nc_loss loss, nc_reduction reduction, size_t n, size_t k,
                           const int64_t *labels, const double *p,
                           double *total, double *per_sample, double *grad);
+
+/* ------------------------------------------------------------------------ */
+/* Plans: a stack of layers in one call (inference and training)          */
+/* ------------------------------------------------------------------------ */
+
+typedef enum nc_plan_op {
+    NC_PLAN_DENSE = 0,     /* y = f(x W + b) */
+    NC_PLAN_ACTIVATION = 1 /* y = f(x); n_in == n_out */
+} nc_plan_op;
+
+/* One step of a plan. w is n_in x n_out (Keras' layout), b has n_out entries
+ * or is NULL; both unused by NC_PLAN_ACTIVATION. */
+typedef struct nc_plan_step_f32 {
+    nc_plan_op op;
+    size_t n_in, n_out;
+    const float *w, *b;
+    nc_act act;
+    float param;
+} nc_plan_step_f32;
+typedef struct nc_plan_step_f64 {
+    nc_plan_op op;
+    size_t n_in, n_out;
+    const double *w, *b;
+    nc_act act;
+    double param;
+} nc_plan_step_f64;
+
+/*
+ * Runs the steps in order on m samples: x (m x steps[0].n_in) to
+ * y (m x steps[n_steps-1].n_out). work holds 2 * m * (the widest n_out)
+ * elements; it, x and y must not overlap. n_steps >= 1.
+ */
+nc_status nc_splan_forward(size_t n_steps, const nc_plan_step_f32 *steps, size_t m,
+                           const float *x, float *work, float *y);
+nc_status nc_dplan_forward(size_t n_steps, const nc_plan_step_f64 *steps, size_t m,
+                           const double *x, double *work, double *y);
+
+/*
+ * One training step of a plan, without the optimizer: forward through every
+ * step, the loss against targets t (m x n_out of the last step) or integer
+ * labels (when labels is not NULL), and back again, writing each dense
+ * step's weight and bias gradients (overwriting them).
+ *   outputs[i]   (out) m x steps[i].n_out: each step's output, kept for the
+ *                backward pass; the last one is the model's output
+ *   fuse_last    the last step's activation is left out of the forward pass
+ *                and the loss takes logits (softmax or sigmoid fused with
+ *                its cross-entropy); loss must then be a *_LOGITS loss
+ *   grad_w[i], grad_b[i]  per dense step (NULL for activation steps, and
+ *                grad_b[i] NULL for a step without bias)
+ *   work         2 * m * (the widest n_in or n_out) elements
+ *   total        (out) the reduced loss
+ */
+nc_status nc_splan_train_step(size_t n_steps, const nc_plan_step_f32 *steps, size_t m,
+                              const float *x, int fuse_last, nc_loss loss,
+                              nc_reduction reduction, const float *t, const int64_t *labels,
+                              float *const *outputs, float *const *grad_w,
+                              float *const *grad_b, float *work, double *total);
+nc_status nc_dplan_train_step(size_t n_steps, const nc_plan_step_f64 *steps, size_t m,
+                              const double *x, int fuse_last, nc_loss loss,
+                              nc_reduction reduction, const double *t, const int64_t *labels,
+                              double *const *outputs, double *const *grad_w,
+                              double *const *grad_b, double *work, double *total);
 
 /* ------------------------------------------------------------------------ */
 /* Metrics                                                                   */

@@ -196,6 +196,16 @@ cdef extern from "nncore.h" nogil:
                                const float *x, float *work, float *y)
     nc_status nc_dplan_forward(size_t n_steps, const nc_plan_step_f64 *steps, size_t m,
                                const double *x, double *work, double *y)
+    nc_status nc_splan_train_step(size_t n_steps, const nc_plan_step_f32 *steps, size_t m,
+                                  const float *x, int fuse_last, nc_loss loss,
+                                  nc_reduction reduction, const float *t, const int64_t *labels,
+                                  float **outputs, float **grad_w, float **grad_b,
+                                  float *work, double *total)
+    nc_status nc_dplan_train_step(size_t n_steps, const nc_plan_step_f64 *steps, size_t m,
+                                  const double *x, int fuse_last, nc_loss loss,
+                                  nc_reduction reduction, const double *t, const int64_t *labels,
+                                  double **outputs, double **grad_w, double **grad_b,
+                                  double *work, double *total)
 
 
 # ---- vmath (private hook for tests and benchmarks; csrc/vmath.h) ----

@@ -1065,7 +1065,7 @@ cdef class Plan:
     cdef int typenum
     cdef list keep
 
-    def __cinit__(self, list steps, dtype):
+    def __cinit__(self, *args, **kwargs):  # (subclasses' arguments reach here too)
         self.steps32 = NULL
         self.steps64 = NULL
 
@@ -1190,6 +1190,134 @@ cdef class Plan:
                                       <double *>cnp.PyArray_DATA(Y))
         _check_status(st)
         return Y
+
+
+cdef class TrainPlan(Plan):
+    """A Dense/Activation stack's training step (forward, fused loss, backward)
+    in one engine call, writing gradients into the given arrays.
+
+    ``grads`` holds, per step, ``(grad_w, grad_b)`` (views into a model's flat
+    gradient buffer; grad_b None without bias) or None for activation steps.
+    With ``fuse_last``, the last activation is fused into the loss, which
+    must then be a from-logits loss. Not for concurrent use: the step outputs
+    are the plan's own buffers (a model serializes its steps).
+    """
+    cdef void **outputs
+    cdef void **grad_w
+    cdef void **grad_b
+    cdef list out_arrays, grad_arrays
+    cdef cnp.ndarray work_buf
+    cdef bint fuse_last
+    cdef Py_ssize_t capacity, widest_io
+
+    def __cinit__(self, *args, **kwargs):
+        self.outputs = self.grad_w = self.grad_b = NULL
+
+    def __init__(self, list steps, dtype, list grads=None, bint fuse_last=False):
+        cdef Py_ssize_t i
+        cdef cnp.ndarray G
+        Plan.__init__(self, steps, dtype)
+        if grads is None or len(grads) != len(steps):
+            raise ValueError("a training plan needs one grads entry per step")
+        self.fuse_last = fuse_last
+        self.outputs = <void **>PyMem_Malloc(self.n_steps * sizeof(void *))
+        self.grad_w = <void **>PyMem_Malloc(self.n_steps * sizeof(void *))
+        self.grad_b = <void **>PyMem_Malloc(self.n_steps * sizeof(void *))
+        if self.outputs == NULL or self.grad_w == NULL or self.grad_b == NULL:
+            raise MemoryError()
+        self.grad_arrays = []
+        self.widest_io = 0
+        for i in range(<Py_ssize_t>self.n_steps):
+            n_in, n_out = self._step_sizes(i)
+            self.widest_io = max(self.widest_io, n_in, n_out)
+            self.grad_w[i] = self.grad_b[i] = NULL
+            if steps[i][0] == "dense":
+                gw, gb = grads[i]
+                G = _inplace(gw, "grad_w")
+                if cnp.PyArray_TYPE(G) != self.typenum or _shape(G) != (n_in, n_out):
+                    raise ValueError(f"grad_w of step {i} must be ({n_in}, {n_out}) of the plan's dtype")
+                self.grad_w[i] = cnp.PyArray_DATA(G)
+                self.grad_arrays.append(G)
+                if (gb is None) != (steps[i][2] is None):
+                    raise ValueError(f"step {i}: a bias needs a bias gradient and vice versa")
+                if gb is not None:
+                    G = _inplace(gb, "grad_b")
+                    if cnp.PyArray_TYPE(G) != self.typenum or _shape(G) != (n_out,):
+                        raise ValueError(f"grad_b of step {i} must be ({n_out},) of the plan's dtype")
+                    self.grad_b[i] = cnp.PyArray_DATA(G)
+                    self.grad_arrays.append(G)
+        self.capacity = 0
+        self.out_arrays = []
+
+    def __dealloc__(self):
+        PyMem_Free(self.outputs)
+        PyMem_Free(self.grad_w)
+        PyMem_Free(self.grad_b)
+
+    cdef tuple _step_sizes(self, Py_ssize_t i):
+        if self.typenum == F32:
+            return self.steps32[i].n_in, self.steps32[i].n_out
+        return self.steps64[i].n_in, self.steps64[i].n_out
+
+    cdef int _reserve(self, Py_ssize_t m) except -1:
+        """Step outputs and work for batches of up to m samples (grown, never shrunk)."""
+        cdef Py_ssize_t i
+        if m <= self.capacity:
+            return 0
+        np_dtype = np.float32 if self.typenum == F32 else np.float64
+        self.out_arrays = []
+        for i in range(<Py_ssize_t>self.n_steps):
+            arr = np.empty((m, self._step_sizes(i)[1]), np_dtype)
+            self.out_arrays.append(arr)
+            self.outputs[i] = cnp.PyArray_DATA(<cnp.ndarray>arr)
+        self.work_buf = np.empty(2 * m * self.widest_io, np_dtype)
+        self.capacity = m
+        return 0
+
+    def step(self, x, y, int loss, int reduction, bint sparse):
+        """(loss value, the model's output for this batch: a view of the plan's buffer)."""
+        cdef cnp.ndarray X = _real(x, "x"), T = None, L = None
+        cdef Py_ssize_t m
+        cdef double total = 0
+        cdef const void *tp = NULL
+        cdef const int64_t *lp = NULL
+        cdef nc_status st
+        if cnp.PyArray_TYPE(X) != self.typenum or cnp.PyArray_NDIM(X) != 2 or X.shape[1] != self.n_in:
+            raise ValueError(f"x must be (batch, {self.n_in}) of the plan's dtype, got {_shape(X)}")
+        m = X.shape[0]
+        if m == 0:
+            raise ValueError("an empty batch has no loss to train on")
+        if loss < 0 or loss >= NC_LOSS_COUNT_ or reduction < 0 or reduction > NC_REDUCE_NONE:
+            raise ValueError("unknown loss or reduction code")
+        if self.fuse_last and loss != NC_LOSS_CCE_LOGITS and loss != NC_LOSS_BCE_LOGITS:
+            raise ValueError("a fused output activation needs a from-logits loss")
+        self._reserve(m)
+        if sparse:
+            if loss != NC_LOSS_CCE and loss != NC_LOSS_CCE_LOGITS:
+                raise ValueError("integer labels go with categorical cross-entropy")
+            L = _labels(y, m, self.n_out, "y_true")
+            lp = <const int64_t *>cnp.PyArray_DATA(L)
+        else:
+            T = _targets(y, self.out_arrays[self.n_steps - 1][:m])
+            tp = cnp.PyArray_DATA(T)
+        if self.typenum == F32:
+            with nogil:
+                st = nc_splan_train_step(self.n_steps, self.steps32, m,
+                                         <const float *>cnp.PyArray_DATA(X), self.fuse_last,
+                                         <nc_loss>loss, <nc_reduction>reduction,
+                                         <const float *>tp, lp, <float **>self.outputs,
+                                         <float **>self.grad_w, <float **>self.grad_b,
+                                         <float *>cnp.PyArray_DATA(self.work_buf), &total)
+        else:
+            with nogil:
+                st = nc_dplan_train_step(self.n_steps, self.steps64, m,
+                                         <const double *>cnp.PyArray_DATA(X), self.fuse_last,
+                                         <nc_loss>loss, <nc_reduction>reduction,
+                                         <const double *>tp, lp, <double **>self.outputs,
+                                         <double **>self.grad_w, <double **>self.grad_b,
+                                         <double *>cnp.PyArray_DATA(self.work_buf), &total)
+        _check_status(st)
+        return total, self.out_arrays[self.n_steps - 1][:m]
 
 
 # ==========================================================================

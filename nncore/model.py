@@ -49,6 +49,8 @@ class Sequential:
         self._seed = None  # the seed in use, fixed when the model is built
         self._plan = None  # the inference plan, made on first use
         self._plan_unsupported = False
+        self._train_plan = None  # likewise for training (it depends on the loss)
+        self._train_plan_unsupported = False
         self.check_numerics = False
         self._where = "train_on_batch"  # where a step runs, for check_numerics' message
         # Steps share the layers' work buffers, so they run one at a time; the
@@ -260,6 +262,7 @@ class Sequential:
         out_size = int(np.prod(self.output_shape))
         self.metrics = [metrics_mod.get(m, loss.name, out_size) for m in self._metric_specs]
         self.optimizer.build(self._params.size, self.dtype)
+        self._train_plan, self._train_plan_unsupported = None, False
         self._prepared = True
 
     def _require_compiled(self) -> None:
@@ -308,6 +311,12 @@ class Sequential:
         return sum(layer.regularization_loss() for layer in self.layers)
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
+        plan = None if self.check_numerics else self._training_plan()
+        if plan is not None:
+            with self._lock:
+                loss, out = plan.step(x.reshape(len(x), -1), y, self._loss_code,
+                                      self._reduction, self._sparse)
+                return self._finish_step(loss, y, out.reshape((len(x),) + self.output_shape))
         with self._lock:
             for layer in self._rng_layers:
                 layer.step = self.optimizer.iterations  # randomness keyed by the update number
@@ -321,16 +330,20 @@ class Sequential:
                         self._check_finite(dy, layer, "backward")
             finally:
                 self._set_logits(False)
-            reg = self._regularization()
-            if reg:
-                loss += reg
-                for layer in self.layers:
-                    layer.add_regularization_grads()
             if self.check_numerics and not np.isfinite(self._grads).all():
                 raise FloatingPointError(f"check_numerics: a parameter gradient is not finite, "
                                          f"at {self._where}")
-            self.optimizer.apply(self._params, self._grads)
-            return self._batch_logs(loss, y, out)
+            return self._finish_step(loss, y, out)
+
+    def _finish_step(self, loss: float, y, out: np.ndarray) -> Dict[str, float]:
+        """Regularizers, the optimizer's update and the batch's logs (lock held)."""
+        reg = self._regularization()
+        if reg:
+            loss += reg
+            for layer in self.layers:
+                layer.add_regularization_grads()
+        self.optimizer.apply(self._params, self._grads)
+        return self._batch_logs(loss, y, out)
 
     def _test_step(self, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
         with self._lock:
@@ -434,28 +447,48 @@ class Sequential:
                              f"{self.input_shape}")
         return plan.run(x.reshape(-1), out)
 
-    def _inference_plan(self):
-        """The model's layers as one engine call, or None where a layer has no plan step."""
+    def _plan_steps(self, training: bool):
+        """The layers as engine plan steps and, per step, its gradient arrays;
+        None where a layer has no plan step (Dropout counts as one only at
+        inference, where it does nothing)."""
         from nncore.layers import Activation, Dense, Dropout, Flatten
-        if self._plan is not None or self._plan_unsupported:
-            return self._plan
-        steps = []
+        steps, grads = [], []
         for layer in self._compute_layers:
             if isinstance(layer, Dense):
                 steps.append(("dense", layer.params["kernel"], layer.params.get("bias"),
                               layer._act_code, layer._act_param))
+                grads.append((layer.grads["kernel"], layer.grads.get("bias")))
             elif isinstance(layer, Activation):
                 if layer.activation != "linear":
                     steps.append(("activation", int(np.prod(layer.input_shape)),
                                   layer._act_code, layer._act_param))
-            elif not isinstance(layer, (Dropout, Flatten)):  # those are no-ops at inference
-                self._plan_unsupported = True
+                    grads.append(None)
+            elif isinstance(layer, Flatten) or (isinstance(layer, Dropout) and not training):
+                continue
+            else:
                 return None
-        if not steps:
-            self._plan_unsupported = True
-            return None
-        self._plan = _core.Plan(steps, self.dtype)
+        return (steps, grads) if steps else None
+
+    def _inference_plan(self):
+        """The model's layers as one engine call, or None where a layer has no plan step."""
+        if self._plan is None and not self._plan_unsupported:
+            found = self._plan_steps(training=False)
+            if found is None:
+                self._plan_unsupported = True
+            else:
+                self._plan = _core.Plan(found[0], self.dtype)
         return self._plan
+
+    def _training_plan(self):
+        """Forward, fused loss and backward as one engine call, where every layer allows it."""
+        if self._train_plan is None and not self._train_plan_unsupported:
+            found = self._plan_steps(training=True)
+            if found is None:
+                self._train_plan_unsupported = True
+            else:
+                self._train_plan = _core.TrainPlan(found[0], self.dtype, found[1],
+                                                   fuse_last=self._fused)
+        return self._train_plan
 
     @staticmethod
     def _scalar_or_list(logs):

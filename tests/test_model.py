@@ -491,3 +491,24 @@ def test_keyboard_interrupt_leaves_a_usable_model_and_history():
     assert np.isfinite(model.get_flat_weights()).all()
     assert model.predict(x).shape == (64, 3)
     model.fit(x, y, epochs=1, verbose=0)  # and it trains on
+
+
+@pytest.mark.parametrize("out_act,loss", [("softmax", "sparse_categorical_crossentropy"),
+                                          ("sigmoid", "binary_crossentropy"), (None, "mse")])
+def test_training_plan_equals_layer_by_layer_bit_for_bit(out_act, loss):
+    x, labels = _blobs(96)
+    y = labels if loss.startswith("sparse") else (
+        (labels == 1).astype(np.float32)[:, None] if out_act else x[:, :1] * 2)
+    runs = []
+    for layer_path in (False, True):
+        model = nncore.Sequential([Dense(16, activation="tanh", input_dim=5),
+                                   Activation("relu"),
+                                   Dense(3 if loss.startswith("sparse") else 1,
+                                         activation=out_act,
+                                         kernel_regularizer=nncore.regularizers.L2(1e-3))],
+                                  seed=4)
+        model.compile(optimizer="adam", loss=loss, check_numerics=layer_path)
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        assert (model._train_plan is None) == layer_path
+        runs.append(model.get_flat_weights())
+    np.testing.assert_array_equal(runs[0], runs[1])
