@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-import numpy as np
 
 from nncore import _core, losses
 

@@ -13,13 +13,12 @@ and nothing is gathered or scattered per layer.
 """
 from __future__ import annotations
 
-import math
 import threading
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from nncore import _core, callbacks as callbacks_mod, losses, metrics as metrics_mod
+from nncore import _core, losses, metrics as metrics_mod
 from nncore.layers.base import Layer, aligned_empty, layout
 from nncore.layers.core import Input
 
@@ -76,6 +75,9 @@ class Sequential:
 
     @property
     def _compute_layers(self) -> List[Layer]:
+        """The layers that compute (all but Input), fixed once the model is built."""
+        if self.built:
+            return self._compute
         return [layer for layer in self.layers if not isinstance(layer, Input)]
 
     def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> None:
@@ -128,6 +130,7 @@ class Sequential:
         for layer in self.layers:
             layer.bind(*views.get(id(layer), ({}, {})))
         self._param_specs = list(zip(owners, specs))
+        self._compute = [layer for layer in self.layers if not isinstance(layer, Input)]
         self._rng_layers = [layer for layer in self.layers if layer.uses_rng]
         compute = self._compute_layers
         for i, layer in enumerate(compute):

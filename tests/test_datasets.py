@@ -6,7 +6,6 @@ import struct
 import numpy as np
 import pytest
 
-import nncore
 from nncore import datasets
 
 SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist.npz")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nncore import losses, ops
-from conftest import eps, fd_grad, ref_act, ref_loss, ref_per_sample
+from conftest import eps, fd_grad, ref_act, ref_loss
 
 # (short name for the reference, Keras name, from_logits)
 CASES = [

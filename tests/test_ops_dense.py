@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from nncore import _core, ops
-from conftest import (ACTIVATIONS, fd_grad, gemm_bound, ref_act, ref_act_grad,
-                      ref_per_sample)
+from conftest import (ACTIVATIONS, fd_grad, gemm_bound, ref_act, ref_act_grad)
 
 SHAPES = [  # (m, k, n)
     (0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0),
