@@ -1,6 +1,6 @@
 """Whole training steps and single-sample inference, nncore beside PyTorch.
 
-Cases (issue 4), float32, one thread unless said:
+Cases (issue 4), float32, at 1 and 2 threads:
 - MLP 784-1024-1024-10, ReLU, softmax cross-entropy, batch 256, Adam: one step.
 - MLP 64-32-10, batch 32, Adam: one step (small networks: overhead dominates).
 - 16-32-1 tanh/sigmoid network, one sample: one prediction.
@@ -25,17 +25,22 @@ if QUICK:
     CASES = {"mlp784": ((32, 16, 16, 10), 8), "mlp64": ((64, 32, 10), 32)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
+THREADS = [1] if QUICK else [1, 2]
+
+
+@pytest.fixture(params=THREADS, ids=lambda n: f"{n}thr")
+def threads(request):
+    """nncore and torch limited to n threads for the case."""
+    n = request.param
     before = nncore.get_num_threads()
-    nncore.set_num_threads(1)
+    nncore.set_num_threads(n)
     try:
         import torch
         t_before = torch.get_num_threads()
-        torch.set_num_threads(1)
+        torch.set_num_threads(n)
     except ImportError:
         torch = None
-    yield
+    yield n
     nncore.set_num_threads(before)
     if torch is not None:
         torch.set_num_threads(t_before)
@@ -58,18 +63,18 @@ def _nncore_mlp(sizes):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_train_step_nncore(benchmark, case):
+def test_train_step_nncore(benchmark, case, threads):
     sizes, batch = CASES[case]
     x, y = _data(sizes, batch)
     model = _nncore_mlp(sizes)
     model.train_on_batch(x, y)
-    benchmark.group = f"train step {'-'.join(map(str, sizes))} batch {batch}, Adam, 1 thread"
+    benchmark.group = f"train step {'-'.join(map(str, sizes))} batch {batch}, Adam, {threads} thread(s)"
     benchmark.extra_info["impl"] = "nncore"
     benchmark(model._train_step, x, y)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_train_step_torch(benchmark, case):
+def test_train_step_torch(benchmark, case, threads):
     torch = pytest.importorskip("torch")
     sizes, batch = CASES[case]
     x, y = _data(sizes, batch)
@@ -91,22 +96,23 @@ def test_train_step_torch(benchmark, case):
         return loss
 
     step()
-    benchmark.group = f"train step {'-'.join(map(str, sizes))} batch {batch}, Adam, 1 thread"
+    benchmark.group = f"train step {'-'.join(map(str, sizes))} batch {batch}, Adam, {threads} thread(s)"
     benchmark.extra_info["impl"] = "torch"
     benchmark(step)
 
 
-def test_predict_one_nncore(benchmark):
+def test_predict_one_nncore(benchmark, threads):
     model = nncore.Sequential([Dense(32, activation="tanh", input_dim=16),
                                Dense(1, activation="sigmoid")], seed=0)
     model.build()
     x = np.random.default_rng(0).standard_normal((1, 16)).astype(np.float32)
-    benchmark.group = "predict one sample, 16-32-1 tanh/sigmoid"
+    benchmark.group = f"predict one sample, 16-32-1 tanh/sigmoid, {threads} thread(s)"
     benchmark.extra_info["impl"] = "nncore"
-    benchmark(model.predict_on_batch, x)
+    x1, out = x[0], np.empty(1, np.float32)
+    benchmark(model.predict_one, x1, out)
 
 
-def test_predict_one_torch(benchmark):
+def test_predict_one_torch(benchmark, threads):
     torch = pytest.importorskip("torch")
     net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(),
                               torch.nn.Linear(32, 1), torch.nn.Sigmoid())
@@ -116,6 +122,6 @@ def test_predict_one_torch(benchmark):
         with torch.no_grad():
             return net(x).numpy()
 
-    benchmark.group = "predict one sample, 16-32-1 tanh/sigmoid"
+    benchmark.group = f"predict one sample, 16-32-1 tanh/sigmoid, {threads} thread(s)"
     benchmark.extra_info["impl"] = "torch"
     benchmark(predict)
