@@ -31,4 +31,8 @@ nc_status nc_dgemm_ref(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                        double alpha, const double *a, size_t lda, const double *b, size_t ldb,
                        double beta, double *c, size_t ldc);
 
+/* The GEMM block sizes of a level (bits 32 or 64) as {MR, NR, MC, KC, NC};
+ * for the tests, which aim their shapes at every blocking edge. */
+void nc_gemm_blocking(nc_isa isa, int bits, size_t out[5]);
+
 #endif /* NC_INTERNAL_H */

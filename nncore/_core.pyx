@@ -609,3 +609,23 @@ def accuracy_threshold(y_true, y_pred, double threshold=0.5):
             nc_daccuracy_threshold(count, <const double *>cnp.PyArray_DATA(T),
                                    <const double *>cnp.PyArray_DATA(P), threshold, &correct)
     return correct / <double>count
+
+
+# --------------------------------------------------------------------------
+# GEMM internals, for the tests and benchmarks
+# --------------------------------------------------------------------------
+
+cdef extern from "internal.h" nogil:
+    void nc_gemm_blocking(nc_isa isa, int bits, size_t out[5])
+
+
+def _gemm_blocking(name, dtype):
+    """The GEMM block sizes {"mr", "nr", "mc", "kc", "nc"} of a level and dtype."""
+    cdef size_t out[5]
+    cdef int level, bits
+    if name not in ISA_LEVELS:
+        raise ValueError(f"unknown kernel level {name!r}")
+    level = ISA_LEVELS.index(name)
+    bits = 32 if np.dtype(dtype) == np.float32 else 64
+    nc_gemm_blocking(<nc_isa>level, bits, out)
+    return dict(zip(("mr", "nr", "mc", "kc", "nc"), [out[i] for i in range(5)]))

@@ -1,0 +1,261 @@
+/*
+ * gemm/frame_impl.h -- the GEMM framework, written once for `real` (included
+ * per precision by gemm_impl.h): level dispatch, packing, the BLIS loops, the
+ * small-product path and the thread split. The arithmetic lives in the
+ * micro-kernels (kernels.h states their contract).
+ *
+ * Determinism: every element of C is one multiply-add chain per KC block in
+ * increasing k, the KC split depends on k and the level only, and every
+ * element is written by exactly one task. So neither the thread count nor
+ * the split changes a single bit of the result.
+ */
+
+#define CFG NC_TAG(nc_gemm_cfg)
+
+/* Below this many multiply-adds the small path runs (no packing, no heap). */
+#define NC_GEMM_SMALL_MNK ((size_t)96 * 96 * 96)
+/* The small path packs a transposed B on the stack up to this many bytes. */
+#define NC_GEMM_SMALL_BT_BYTES 32768
+/* Below this many multiply-adds the product stays on one thread. */
+#define NC_GEMM_PAR_MNK ((size_t)1 << 21)
+
+static const CFG *NC_TAG(gemm_cfg_for)(nc_isa isa)
+{
+    switch (isa) {
+#ifdef NC_GEMM_X86
+    case NC_ISA_AVX512: return &NC_TAG(nc_gemm_avx512);
+    case NC_ISA_AVX2: return &NC_TAG(nc_gemm_avx2);
+#endif
+#ifdef NC_GEMM_ARM64
+    case NC_ISA_NEON: return &NC_TAG(nc_gemm_neon);
+#endif
+    default: return &NC_TAG(nc_gemm_ref);
+    }
+}
+
+/* C = beta C over m x n (beta == 0 overwrites, NaN included). */
+static void NC_TAG(gemm_scale)(size_t m, size_t n, real beta, real *c, size_t ldc)
+{
+    size_t i, j;
+    if (beta == R_C(1)) return;
+    for (i = 0; i < m; i++) {
+        real *ci = c + i * ldc;
+        if (beta == 0)
+            for (j = 0; j < n; j++) ci[j] = 0;
+        else
+            for (j = 0; j < n; j++) ci[j] *= beta;
+    }
+}
+
+/* Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row micro-panels, zero-padded. */
+static void NC_TAG(pack_a)(int trans_a, const real *a, size_t lda, size_t i0, size_t p0,
+                           size_t mc, size_t kc, size_t mr_, real *dst)
+{
+    size_t ir, i, p;
+    for (ir = 0; ir < mc; ir += mr_, dst += mr_ * kc) {
+        size_t mr = NC_MIN(mr_, mc - ir);
+        if (trans_a) { /* op(A)(i, p) = a[p*lda + i]: rows of a are contiguous in i */
+            const real *src = a + p0 * lda + i0 + ir;
+            for (p = 0; p < kc; p++, src += lda) {
+                real *d = dst + p * mr_;
+                for (i = 0; i < mr; i++) d[i] = src[i];
+                for (; i < mr_; i++) d[i] = 0;
+            }
+        } else { /* op(A)(i, p) = a[i*lda + p]: read each row along p */
+            for (i = 0; i < mr; i++) {
+                const real *src = a + (i0 + ir + i) * lda + p0;
+                for (p = 0; p < kc; p++) dst[p * mr_ + i] = src[p];
+            }
+            for (; i < mr_; i++)
+                for (p = 0; p < kc; p++) dst[p * mr_ + i] = 0;
+        }
+    }
+}
+
+/* Packs op(B)[p0:p0+kc, j0:j0+nc] as NR-column micro-panels, zero-padded. */
+static void NC_TAG(pack_b)(int trans_b, const real *b, size_t ldb, size_t p0, size_t j0,
+                           size_t kc, size_t nc, size_t nr_, real *dst)
+{
+    size_t jr, j, p;
+    for (jr = 0; jr < nc; jr += nr_, dst += nr_ * kc) {
+        size_t nr = NC_MIN(nr_, nc - jr);
+        if (!trans_b) { /* op(B)(p, j) = b[p*ldb + j]: contiguous in j */
+            const real *src = b + p0 * ldb + j0 + jr;
+            for (p = 0; p < kc; p++, src += ldb) {
+                real *d = dst + p * nr_;
+                for (j = 0; j < nr; j++) d[j] = src[j];
+                for (; j < nr_; j++) d[j] = 0;
+            }
+        } else { /* op(B)(p, j) = b[j*ldb + p]: read each row of b along p */
+            for (j = 0; j < nr; j++) {
+                const real *src = b + (j0 + jr + j) * ldb + p0;
+                for (p = 0; p < kc; p++) dst[p * nr_ + j] = src[p];
+            }
+            for (; j < nr_; j++)
+                for (p = 0; p < kc; p++) dst[p * nr_ + j] = 0;
+        }
+    }
+}
+
+/* ceil(x / block) equal parts of at most `block`, rounded up to `unit`:
+ * the same total work in fewer ragged blocks (a k = KC + 1 would otherwise
+ * end in a block of 1). Depends only on x, block and unit. */
+static size_t NC_TAG(gemm_even)(size_t x, size_t block, size_t unit)
+{
+    size_t parts = (x + block - 1) / block, size;
+    if (parts <= 1) return x < block ? x : block;
+    size = (x + parts - 1) / parts;
+    size = (size + unit - 1) / unit * unit;
+    return NC_MIN(size, block);
+}
+
+typedef struct NC_TAG(gemm_job) {
+    const CFG *cfg;
+    int trans_a, trans_b;
+    size_t m, n, k;
+    real alpha, beta;
+    const real *a, *b;
+    size_t lda, ldb, ldc;
+    real *c;
+    size_t mc, kc, nc;      /* block sizes for this product */
+    size_t tm, tn;          /* task grid: tm row bands x tn column bands */
+    size_t m_units, n_units;
+    real *work;             /* per task: buf_a then buf_b, 64-byte aligned */
+    size_t per_task;        /* elements of work per task */
+} NC_TAG(gemm_job);
+
+/* The five loops over one task's band of C: [i0, i1) x [j0, j1). */
+static void NC_TAG(gemm_task)(void *ctx, size_t task, int thread)
+{
+    const NC_TAG(gemm_job) *J = (const NC_TAG(gemm_job) *)ctx;
+    const CFG *cfg = J->cfg;
+    const size_t MR = cfg->mr, NR = cfg->nr;
+    size_t ti = task / J->tn, tj = task % J->tn;
+    size_t i0 = (ti * J->m_units / J->tm) * MR, i1 = NC_MIN(J->m, ((ti + 1) * J->m_units / J->tm) * MR);
+    size_t j0 = (tj * J->n_units / J->tn) * NR, j1 = NC_MIN(J->n, ((tj + 1) * J->n_units / J->tn) * NR);
+    real *buf_a = J->work + task * J->per_task;
+    real *buf_b = buf_a + (J->mc * J->kc + 15) / 16 * 16;
+    size_t jc, pc, ic, jr, ir;
+    (void)thread;
+    for (jc = j0; jc < j1; jc += J->nc) {
+        size_t nc = NC_MIN(J->nc, j1 - jc);
+        for (pc = 0; pc < J->k; pc += J->kc) {
+            size_t kc = NC_MIN(J->kc, J->k - pc);
+            real beta = pc == 0 ? J->beta : R_C(1);
+            NC_TAG(pack_b)(J->trans_b, J->b, J->ldb, pc, jc, kc, nc, NR, buf_b);
+            for (ic = i0; ic < i1; ic += J->mc) {
+                size_t mc = NC_MIN(J->mc, i1 - ic);
+                NC_TAG(pack_a)(J->trans_a, J->a, J->lda, ic, pc, mc, kc, MR, buf_a);
+                for (jr = 0; jr < nc; jr += NR) {
+                    size_t nr = NC_MIN(NR, nc - jr);
+                    const real *bp = buf_b + jr * kc;
+                    for (ir = 0; ir < mc; ir += MR)
+                        cfg->ukr(kc, buf_a + ir * kc, bp, J->c + (ic + ir) * J->ldc + jc + jr,
+                                 J->ldc, J->alpha, beta, NC_MIN(MR, mc - ir), nr);
+                }
+            }
+        }
+    }
+}
+
+/* Picks tm x tn <= threads bands, squarest first (least packing repeated). */
+static void NC_TAG(gemm_grid)(size_t threads, size_t m_units, size_t n_units,
+                              size_t rows_per_unit, size_t cols_per_unit,
+                              size_t *tm_out, size_t *tn_out)
+{
+    size_t tm, tn, best_tm = 1, best_tn = 1;
+    double best = -1;
+    for (tm = 1; tm <= threads && tm <= m_units; tm++) {
+        double cost, used;
+        tn = NC_MIN(threads / tm, n_units);
+        used = (double)(tm * tn);
+        /* prefer more tasks in use, then the smaller band perimeter */
+        cost = used * 1e12 - ((double)m_units * rows_per_unit / tm
+                              + (double)n_units * cols_per_unit / tn);
+        if (cost > best) { best = cost; best_tm = tm; best_tn = tn; }
+    }
+    *tm_out = best_tm;
+    *tn_out = best_tn;
+}
+
+static nc_status NC_TAG(gemm_packed)(const CFG *cfg, int trans_a, int trans_b,
+                                     size_t m, size_t n, size_t k, real alpha,
+                                     const real *a, size_t lda, const real *b, size_t ldb,
+                                     real beta, real *c, size_t ldc)
+{
+    NC_TAG(gemm_job) J;
+    void *raw;
+    size_t threads = (size_t)NC_MAX(1, nc_get_num_threads()), tasks, band_m, band_n;
+    J.cfg = cfg;
+    J.trans_a = trans_a; J.trans_b = trans_b;
+    J.m = m; J.n = n; J.k = k;
+    J.alpha = alpha; J.beta = beta;
+    J.a = a; J.b = b; J.c = c;
+    J.lda = lda; J.ldb = ldb; J.ldc = ldc;
+    J.m_units = (m + cfg->mr - 1) / cfg->mr;
+    J.n_units = (n + cfg->nr - 1) / cfg->nr;
+    if (m * n * k < NC_GEMM_PAR_MNK) threads = 1;
+    NC_TAG(gemm_grid)(threads, J.m_units, J.n_units, cfg->mr, cfg->nr, &J.tm, &J.tn);
+    tasks = J.tm * J.tn;
+    /* Block sizes for the widest band: KC evened over k (the same for every
+     * task, as determinism needs), MC and NC at most what a band can use. */
+    band_m = (J.m_units + J.tm - 1) / J.tm * cfg->mr;
+    band_n = (J.n_units + J.tn - 1) / J.tn * cfg->nr;
+    J.kc = NC_TAG(gemm_even)(k, cfg->kc, 1);
+    J.mc = NC_MIN(cfg->mc, band_m);
+    J.nc = NC_MIN(cfg->nc, band_n);
+    J.per_task = (J.mc * J.kc + 15) / 16 * 16 + (J.kc * J.nc + 15) / 16 * 16;
+    raw = malloc(tasks * J.per_task * sizeof(real) + 64);
+    if (raw == NULL) return NC_ERR_NOMEM;
+    J.work = (real *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    if (tasks == 1)
+        NC_TAG(gemm_task)(&J, 0, 0);
+    else
+        nc_parallel_for(tasks, NC_TAG(gemm_task), &J);
+    free(raw);
+    return NC_OK;
+}
+
+/* The unpacked path: op(A) read in place, op(B) in place or, transposed,
+ * copied to the stack. */
+static void NC_TAG(gemm_small)(const CFG *cfg, int trans_a, int trans_b,
+                               size_t m, size_t n, size_t k, real alpha,
+                               const real *a, size_t lda, const real *b, size_t ldb,
+                               real beta, real *c, size_t ldc)
+{
+    size_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
+    if (trans_b) {
+        real bt[NC_GEMM_SMALL_BT_BYTES / sizeof(real)];
+        size_t j, p;
+        for (j = 0; j < n; j++)
+            for (p = 0; p < k; p++) bt[p * n + j] = b[j * ldb + p];
+        cfg->small(m, n, k, alpha, a, ars, acs, bt, n, beta, c, ldc);
+    } else {
+        cfg->small(m, n, k, alpha, a, ars, acs, b, ldb, beta, c, ldc);
+    }
+}
+
+static nc_status NC_TAG(gemm_fast)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                                   real alpha, const real *a, size_t lda,
+                                   const real *b, size_t ldb,
+                                   real beta, real *c, size_t ldc)
+{
+    const CFG *cfg = NC_TAG(gemm_cfg_for)(nc_active_isa_);
+    if (m == 0 || n == 0) return NC_OK;
+    if (k == 0 || alpha == 0) {
+        NC_TAG(gemm_scale)(m, n, beta, c, ldc);
+        return NC_OK;
+    }
+    /* small products, and a few rows against an untransposed B (the batch-
+     * of-one layer): packing would cost more than it saves */
+    if ((m * n * k <= NC_GEMM_SMALL_MNK
+         && (!trans_b || k * n * sizeof(real) <= NC_GEMM_SMALL_BT_BYTES))
+        || (m <= 2 && !trans_b)) {
+        NC_TAG(gemm_small)(cfg, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return NC_OK;
+    }
+    return NC_TAG(gemm_packed)(cfg, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                               beta, c, ldc);
+}
+
+#undef CFG
