@@ -1,0 +1,122 @@
+/*
+ * test_gemm.c -- the GEMM engine alone, without Python: every level this CPU
+ * has, every transpose case, leading dimensions larger than minimal (with
+ * canaries in the gaps), alpha/beta, beta == 0 over NaN, block edges, and
+ * bit-identical results between thread counts. Returns non-zero on failure.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static int failures = 0;
+static unsigned long long rng_state = 88172645463325252ULL;
+
+static double urand(void) /* xorshift64, uniform in [-1, 1) */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 4503599627370496.0 - 1.0;
+}
+
+#define CANARY 12345.0
+
+/* One product in both precisions at the level in force, checked against the
+ * double reference on the same (float-representable) inputs. */
+static void check_one(int ta, int tb, size_t m, size_t n, size_t k, double alpha, double beta,
+                      size_t pad, int nan_c, int threads_check)
+{
+    size_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    size_t lda = ac + pad, ldb = bc + pad, ldc = n + pad, i, j;
+    size_t na = ar * lda + 1, nb = br * ldb + 1, ncc = m * ldc + 1;
+    double *ad = malloc(na * sizeof(double)), *bd = malloc(nb * sizeof(double));
+    double *cd = malloc(ncc * sizeof(double)), *want = malloc(ncc * sizeof(double));
+    float *as = malloc(na * sizeof(float)), *bs = malloc(nb * sizeof(float));
+    float *cs = malloc(ncc * sizeof(float)), *cs2 = malloc(ncc * sizeof(float));
+    double *cd2 = malloc(ncc * sizeof(double));
+    double amax = 0, err_s = 0, err_d = 0, scale;
+    for (i = 0; i < na; i++) { as[i] = (float)urand(); ad[i] = as[i]; }
+    for (i = 0; i < nb; i++) { bs[i] = (float)urand(); bd[i] = bs[i]; }
+    for (i = 0; i < ncc; i++) {
+        int gap = (i % ldc) >= n || i == ncc - 1;
+        double v = gap ? CANARY : (nan_c ? NAN : (double)(float)urand());
+        cs[i] = (float)v; cd[i] = v; want[i] = v;
+    }
+    nc_dgemm_ref(ta, tb, m, n, k, alpha, ad, lda, bd, ldb, beta, want, ldc);
+    memcpy(cs2, cs, ncc * sizeof(float));
+    memcpy(cd2, cd, ncc * sizeof(double));
+    if (nc_sgemm(ta, tb, m, n, k, (float)alpha, as, lda, bs, ldb, (float)beta, cs, ldc) != NC_OK
+        || nc_dgemm(ta, tb, m, n, k, alpha, ad, lda, bd, ldb, beta, cd, ldc) != NC_OK) {
+        printf("FAIL status %s ta=%d tb=%d m=%zu n=%zu k=%zu\n", nc_isa_name(nc_get_isa()), ta, tb, m, n, k);
+        failures++;
+        goto done;
+    }
+    for (i = 0; i < ncc; i++) amax = fmax(amax, fabs(want[i]) > 1e300 ? 0 : fabs(want[i]));
+    scale = fabs(alpha) * sqrt((double)k + 1) + fabs(beta) + 1e-300;
+    for (i = 0; i < m; i++)
+        for (j = 0; j < ldc; j++) {
+            size_t at = i * ldc + j;
+            if (j >= n) { /* the gap between rows is never written */
+                if (cs[at] != (float)CANARY || cd[at] != CANARY) err_s = err_d = INFINITY;
+                continue;
+            }
+            err_s = fmax(err_s, fabs(cs[at] - want[at]) / scale);
+            err_d = fmax(err_d, fabs(cd[at] - want[at]) / scale);
+            if (isnan(cs[at]) || isnan(cd[at])) err_s = err_d = INFINITY;
+        }
+    if (cs[ncc - 1] != (float)CANARY || cd[ncc - 1] != CANARY) err_s = err_d = INFINITY;
+    if (!(err_s <= 1e-5) || !(err_d <= 1e-13)) {
+        printf("FAIL %s ta=%d tb=%d m=%zu n=%zu k=%zu alpha=%g beta=%g pad=%zu: err f32 %g f64 %g\n",
+               nc_isa_name(nc_get_isa()), ta, tb, m, n, k, alpha, beta, pad, err_s, err_d);
+        failures++;
+    }
+    if (threads_check) { /* the same product split over 3 threads: the same bits */
+        int old = nc_get_num_threads();
+        nc_set_num_threads(3);
+        nc_sgemm(ta, tb, m, n, k, (float)alpha, as, lda, bs, ldb, (float)beta, cs2, ldc);
+        nc_dgemm(ta, tb, m, n, k, alpha, ad, lda, bd, ldb, beta, cd2, ldc);
+        nc_set_num_threads(old);
+        if (memcmp(cs2, cs, ncc * sizeof(float)) != 0 || memcmp(cd2, cd, ncc * sizeof(double)) != 0) {
+            printf("FAIL %s threads differ ta=%d tb=%d m=%zu n=%zu k=%zu\n",
+                   nc_isa_name(nc_get_isa()), ta, tb, m, n, k);
+            failures++;
+        }
+    }
+done:
+    free(ad); free(bd); free(cd); free(want); free(as); free(bs); free(cs); free(cs2); free(cd2);
+}
+
+int main(void)
+{
+    int isa, ta, tb, checks = 0;
+    for (isa = 0; isa < NC_ISA_COUNT_; isa++) {
+        size_t bl[5], sizes[16], ns = 0, i, j, l;
+        if (!nc_isa_available((nc_isa)isa)) continue;
+        if (nc_set_isa((nc_isa)isa) != NC_OK) { printf("FAIL set_isa\n"); return 1; }
+        nc_gemm_blocking((nc_isa)isa, 32, bl); /* MR, NR, MC, KC, NC */
+        sizes[ns++] = 1; sizes[ns++] = bl[0] - 1 ? bl[0] - 1 : 2; sizes[ns++] = bl[0] + 1;
+        sizes[ns++] = bl[1] + 1; sizes[ns++] = bl[3] + 1; sizes[ns++] = 37;
+        for (ta = 0; ta < 2; ta++)
+            for (tb = 0; tb < 2; tb++) {
+                for (i = 0; i < ns; i++)
+                    for (j = 0; j < ns; j++)
+                        for (l = 0; l < ns; l++, checks++)
+                            check_one(ta, tb, sizes[i], sizes[j], sizes[l], 1.0, 0.0, 3, 0, 0);
+                check_one(ta, tb, 40, 50, 60, 0.5, 2.0, 5, 0, 0);
+                check_one(ta, tb, 40, 50, 60, -1.0, 0.0, 1, 1, 0); /* NaN in C, beta 0 */
+                check_one(ta, tb, 17, 9, 0, 1.0, 0.5, 2, 0, 0);     /* k == 0 */
+                check_one(ta, tb, 9, 17, 5, 0.0, 1.5, 2, 0, 0);     /* alpha == 0 */
+                check_one(ta, tb, 300, 310, 290, 0.75, 0.5, 7, 0, 1);
+                check_one(ta, tb, 2, 700, 400, 1.0, 1.0, 4, 0, 1);
+                check_one(ta, tb, 1000, 30, 150, 1.0, 0.0, 1, 0, 1);
+                checks += 7;
+            }
+        printf("gemm %-6s ok so far (%d products, %d failures)\n", nc_isa_name((nc_isa)isa),
+               checks, failures);
+    }
+    if (failures) printf("%d FAILURES\n", failures);
+    return failures != 0;
+}
