@@ -24,6 +24,16 @@ for src in $(find "$root/csrc" -name '*.c' | sort); do
     objs="$objs $obj"
 done
 status=0
+# The NEON micro-kernels, bit for bit against scalar fma chains: natively on
+# aarch64, elsewhere through the lane-by-lane emulation in neon_shim/.
+case "$arch" in
+aarch64|arm64) neon_flags="" ;;
+*) neon_flags="-DNC_GEMM_ARM64=1 -I$here/neon_shim -Wno-unknown-pragmas" ;;
+esac
+$CC $base $neon_flags -c "$root/csrc/gemm/kernel_neon.c" -o "$build/neon_kernel.o"
+$CC $base "$here/neon_kernels.c" "$build/neon_kernel.o" -o "$build/neon_kernels" -lm
+echo "== neon_kernels.c"
+"$build/neon_kernels" || status=1
 for test in "$here"/test_*.c; do
     exe="$build/$(basename "$test" .c)"
     $CC $base -I"$root/csrc" "$test" $objs -o "$exe" -lm -lpthread
