@@ -47,53 +47,62 @@ static void NC_TAG(gemm_scale)(size_t m, size_t n, real beta, real *c, size_t ld
     }
 }
 
-/* Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row micro-panels, zero-padded. */
+/* Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row micro-panels, zero-padded.
+ * The source is always read along its rows (walking down a column would
+ * touch a new page per element and defeat the prefetchers). */
 static void NC_TAG(pack_a)(int trans_a, const real *a, size_t lda, size_t i0, size_t p0,
                            size_t mc, size_t kc, size_t mr_, real *dst)
 {
     size_t ir, i, p;
-    for (ir = 0; ir < mc; ir += mr_, dst += mr_ * kc) {
-        size_t mr = NC_MIN(mr_, mc - ir);
-        if (trans_a) { /* op(A)(i, p) = a[p*lda + i]: rows of a are contiguous in i */
-            const real *src = a + p0 * lda + i0 + ir;
-            for (p = 0; p < kc; p++, src += lda) {
-                real *d = dst + p * mr_;
-                for (i = 0; i < mr; i++) d[i] = src[i];
+    if (trans_a) { /* op(A)(i, p) = a[p*lda + i]: row p of a holds column p of op(A) */
+        for (p = 0; p < kc; p++) {
+            const real *src = a + (p0 + p) * lda + i0;
+            for (ir = 0; ir < mc; ir += mr_) {
+                size_t mr = NC_MIN(mr_, mc - ir);
+                real *d = dst + ir * kc + p * mr_;
+                for (i = 0; i < mr; i++) d[i] = src[ir + i];
                 for (; i < mr_; i++) d[i] = 0;
             }
-        } else { /* op(A)(i, p) = a[i*lda + p]: read each row along p */
-            for (i = 0; i < mr; i++) {
-                const real *src = a + (i0 + ir + i) * lda + p0;
-                for (p = 0; p < kc; p++) dst[p * mr_ + i] = src[p];
-            }
-            for (; i < mr_; i++)
-                for (p = 0; p < kc; p++) dst[p * mr_ + i] = 0;
         }
+        return;
+    }
+    for (ir = 0; ir < mc; ir += mr_, dst += mr_ * kc) { /* op(A)(i, p) = a[i*lda + p] */
+        size_t mr = NC_MIN(mr_, mc - ir);
+        for (i = 0; i < mr; i++) {
+            const real *src = a + (i0 + ir + i) * lda + p0;
+            for (p = 0; p < kc; p++) dst[p * mr_ + i] = src[p];
+        }
+        for (; i < mr_; i++)
+            for (p = 0; p < kc; p++) dst[p * mr_ + i] = 0;
     }
 }
 
-/* Packs op(B)[p0:p0+kc, j0:j0+nc] as NR-column micro-panels, zero-padded. */
+/* Packs op(B)[p0:p0+kc, j0:j0+nc] as NR-column micro-panels, zero-padded,
+ * reading the source along its rows as pack_a does. */
 static void NC_TAG(pack_b)(int trans_b, const real *b, size_t ldb, size_t p0, size_t j0,
                            size_t kc, size_t nc, size_t nr_, real *dst)
 {
     size_t jr, j, p;
-    for (jr = 0; jr < nc; jr += nr_, dst += nr_ * kc) {
-        size_t nr = NC_MIN(nr_, nc - jr);
-        if (!trans_b) { /* op(B)(p, j) = b[p*ldb + j]: contiguous in j */
-            const real *src = b + p0 * ldb + j0 + jr;
-            for (p = 0; p < kc; p++, src += ldb) {
-                real *d = dst + p * nr_;
-                for (j = 0; j < nr; j++) d[j] = src[j];
+    if (!trans_b) { /* op(B)(p, j) = b[p*ldb + j]: row p of b is row p of op(B) */
+        for (p = 0; p < kc; p++) {
+            const real *src = b + (p0 + p) * ldb + j0;
+            for (jr = 0; jr < nc; jr += nr_) {
+                size_t nr = NC_MIN(nr_, nc - jr);
+                real *d = dst + jr * kc + p * nr_;
+                for (j = 0; j < nr; j++) d[j] = src[jr + j];
                 for (; j < nr_; j++) d[j] = 0;
             }
-        } else { /* op(B)(p, j) = b[j*ldb + p]: read each row of b along p */
-            for (j = 0; j < nr; j++) {
-                const real *src = b + (j0 + jr + j) * ldb + p0;
-                for (p = 0; p < kc; p++) dst[p * nr_ + j] = src[p];
-            }
-            for (; j < nr_; j++)
-                for (p = 0; p < kc; p++) dst[p * nr_ + j] = 0;
         }
+        return;
+    }
+    for (jr = 0; jr < nc; jr += nr_, dst += nr_ * kc) { /* op(B)(p, j) = b[j*ldb + p] */
+        size_t nr = NC_MIN(nr_, nc - jr);
+        for (j = 0; j < nr; j++) {
+            const real *src = b + (j0 + jr + j) * ldb + p0;
+            for (p = 0; p < kc; p++) dst[p * nr_ + j] = src[p];
+        }
+        for (; j < nr_; j++)
+            for (p = 0; p < kc; p++) dst[p * nr_ + j] = 0;
     }
 }
 
@@ -202,8 +211,8 @@ static nc_status NC_TAG(gemm_packed)(const CFG *cfg, int trans_a, int trans_b,
     band_m = (J.m_units + J.tm - 1) / J.tm * cfg->mr;
     band_n = (J.n_units + J.tn - 1) / J.tn * cfg->nr;
     J.kc = NC_TAG(gemm_even)(k, cfg->kc, 1);
-    J.mc = NC_MIN(cfg->mc, band_m);
-    J.nc = NC_MIN(cfg->nc, band_n);
+    J.mc = NC_TAG(gemm_even)(band_m, cfg->mc, cfg->mr);
+    J.nc = NC_TAG(gemm_even)(band_n, cfg->nc, cfg->nr);
     J.per_task = (J.mc * J.kc + 15) / 16 * 16 + (J.kc * J.nc + 15) / 16 * 16;
     raw = malloc(tasks * J.per_task * sizeof(real) + 64);
     if (raw == NULL) return NC_ERR_NOMEM;

@@ -74,8 +74,14 @@
 /* Block sizes for a core with a 32-48 KiB L1d and 1-2 MiB L2: the 14 x KC
  * micro-panel of A plus a KC x 32 row strip of B stay in L1; MC x KC of A
  * fills about a quarter of L2; KC x NC of B lives in L3. */
-/*                                      ukr      small      MR  NR  MC   KC   NC */
-const nc_gemm_cfg_f32 nc_gemm_avx512_f32 = {ukr_f32, small_f32, 14, 32, 168, 256, 2048};
-const nc_gemm_cfg_f64 nc_gemm_avx512_f64 = {ukr_f64, small_f64, 14, 16, 112, 256, 1024};
+#ifndef NC_AVX512_BLOCKS_F32 /* MC, KC, NC; overridable with -D when tuning */
+#define NC_AVX512_BLOCKS_F32 42, 1024, 1024
+#endif
+#ifndef NC_AVX512_BLOCKS_F64
+#define NC_AVX512_BLOCKS_F64 42, 512, 1024
+#endif
+/*                                      ukr      small      MR  NR  MC, KC, NC */
+const nc_gemm_cfg_f32 nc_gemm_avx512_f32 = {ukr_f32, small_f32, 14, 32, NC_AVX512_BLOCKS_F32};
+const nc_gemm_cfg_f64 nc_gemm_avx512_f64 = {ukr_f64, small_f64, 14, 16, NC_AVX512_BLOCKS_F64};
 
 #endif

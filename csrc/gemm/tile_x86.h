@@ -23,6 +23,14 @@ TILE(const int R, const int V, const int packed, size_t k,
     VT bv[4];
     int i, v;
     size_t p;
+    /* fetch the C tile now: its rows arrive while the k loop runs */
+#pragma GCC unroll 16
+    for (i = 0; i < R; i++)
+        if ((size_t)i < rows) {
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+            if (V * L * sizeof(T) > 64)
+                _mm_prefetch((const char *)(c + i * ldc) + V * L * sizeof(T) - 1, _MM_HINT_T0);
+        }
 #pragma GCC unroll 16
     for (i = 0; i < R; i++)
 #pragma GCC unroll 4
