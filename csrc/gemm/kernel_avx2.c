@@ -79,8 +79,14 @@ static inline __m256i lanes_below64_(int cnt) /* 64-bit lanes i < cnt all ones *
 #define SMALL_MR 6
 #include "tile_x86.h"
 
-/*                                     ukr      small      MR NR  MC   KC   NC */
-const nc_gemm_cfg_f32 nc_gemm_avx2_f32 = {ukr_f32, small_f32, 6, 16, 144, 256, 2048};
-const nc_gemm_cfg_f64 nc_gemm_avx2_f64 = {ukr_f64, small_f64, 6, 8, 96, 256, 1024};
+#ifndef NC_AVX2_BLOCKS_F32 /* MC, KC, NC; overridable with -D when tuning */
+#define NC_AVX2_BLOCKS_F32 48, 1024, 1024
+#endif
+#ifndef NC_AVX2_BLOCKS_F64
+#define NC_AVX2_BLOCKS_F64 48, 512, 1024
+#endif
+/*                                     ukr      small      MR NR  MC, KC, NC */
+const nc_gemm_cfg_f32 nc_gemm_avx2_f32 = {ukr_f32, small_f32, 6, 16, NC_AVX2_BLOCKS_F32};
+const nc_gemm_cfg_f64 nc_gemm_avx2_f64 = {ukr_f64, small_f64, 6, 8, NC_AVX2_BLOCKS_F64};
 
 #endif
