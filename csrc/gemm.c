@@ -5,6 +5,8 @@
 #include "internal.h"
 #include "gemm/kernels.h"
 
+int nc_gemm_path_ = 0;
+
 #define NC_REAL_BITS 32
 #include "real.h"
 #include "gemm_impl.h"

@@ -34,5 +34,8 @@ nc_status nc_dgemm_ref(int trans_a, int trans_b, size_t m, size_t n, size_t k,
 /* The GEMM block sizes of a level (bits 32 or 64) as {MR, NR, MC, KC, NC};
  * for the tests, which aim their shapes at every blocking edge. */
 void nc_gemm_blocking(nc_isa isa, int bits, size_t out[5]);
+/* Which GEMM path runs: 0 chooses by shape, 1 forces the packed path,
+ * 2 the unpacked one wherever it applies. For tests; not thread-safe. */
+extern int nc_gemm_path_;
 
 #endif /* NC_INTERNAL_H */

@@ -617,6 +617,7 @@ def accuracy_threshold(y_true, y_pred, double threshold=0.5):
 
 cdef extern from "internal.h" nogil:
     void nc_gemm_blocking(nc_isa isa, int bits, size_t out[5])
+    int nc_gemm_path_
 
 
 def _gemm_blocking(name, dtype):
@@ -629,3 +630,11 @@ def _gemm_blocking(name, dtype):
     bits = 32 if np.dtype(dtype) == np.float32 else 64
     nc_gemm_blocking(<nc_isa>level, bits, out)
     return dict(zip(("mr", "nr", "mc", "kc", "nc"), [out[i] for i in range(5)]))
+
+
+def _gemm_force_path(name):
+    """Force a GEMM path for tests: "auto" (by shape), "packed" or "small"."""
+    global nc_gemm_path_
+    cdef int old = nc_gemm_path_
+    nc_gemm_path_ = {"auto": 0, "packed": 1, "small": 2}[name]
+    return ("auto", "packed", "small")[old]

@@ -24,6 +24,19 @@ def isa(name):
 
 
 @contextlib.contextmanager
+def path(name):
+    """Force the packed or the unpacked (small) path; "auto" chooses by shape."""
+    old = _core._gemm_force_path(name)
+    try:
+        yield
+    finally:
+        _core._gemm_force_path(old)
+
+
+PATHS = ["auto", "packed", "small"]
+
+
+@contextlib.contextmanager
 def threads(n):
     old = _core.get_num_threads()
     _core.set_num_threads(n)
@@ -86,9 +99,10 @@ def edge_sizes(level, dtype):
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", TRANS)
-def test_edges_against_numpy(level, dtype, ta, tb):
+@pytest.mark.parametrize("which", ["packed", "small"])
+def test_edges_against_numpy(level, dtype, ta, tb, which):
     ms, ns, ks = edge_sizes(level, dtype)
-    with isa(level):
+    with isa(level), path(which):
         for m in ms:
             for n in ns:
                 for k in ks:
@@ -100,9 +114,10 @@ def test_edges_against_numpy(level, dtype, ta, tb):
 @pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("mnk", [(301, 257, 313), (97, 389, 131), (2, 700, 600),
                                  (1, 256, 64), (32, 32, 64), (1, 1, 1000), (600, 3, 400)])
-def test_shapes_against_numpy(level, dtype, ta, tb, mnk):
+@pytest.mark.parametrize("which", PATHS)
+def test_shapes_against_numpy(level, dtype, ta, tb, mnk, which):
     m, n, k = mnk
-    with isa(level):
+    with isa(level), path(which):
         check(m, n, k, ta, tb, dtype)
 
 
@@ -113,8 +128,10 @@ def test_shapes_against_numpy(level, dtype, ta, tb, mnk):
 @pytest.mark.parametrize("mnk", [(5, 7, 3), (40, 70, 300), (150, 130, 270)])
 def test_alpha_beta(level, dtype, alpha, beta, mnk):
     with isa(level):
-        for ta, tb in TRANS:
-            check(*mnk, ta, tb, dtype, alpha, beta)
+        for which in PATHS:
+            with path(which):
+                for ta, tb in TRANS:
+                    check(*mnk, ta, tb, dtype, alpha, beta)
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -125,11 +142,13 @@ def test_beta_zero_ignores_nan(level, dtype, mnk):
     rng = np.random.default_rng(1)
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
-    out = np.full((m, n), np.nan, dtype)
-    with isa(level):
-        _core.gemm(a, b, False, False, out, 1.0, 0.0)
-    assert np.all(np.isfinite(out))
-    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=tol(dtype, k), atol=tol(dtype, k) * 10)
+    for which in PATHS:
+        out = np.full((m, n), np.nan, dtype)
+        with isa(level), path(which):
+            _core.gemm(a, b, False, False, out, 1.0, 0.0)
+        assert np.all(np.isfinite(out))
+        np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=tol(dtype, k),
+                                   atol=tol(dtype, k) * 10)
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -167,10 +186,11 @@ def test_agrees_with_level_ref(level, dtype, ta, tb):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mnk", [(256, 300, 520), (31, 1000, 200), (1000, 20, 150),
                                  (130, 129, 128)])
-def test_bit_identical_across_threads(level, dtype, mnk):
+@pytest.mark.parametrize("which", PATHS)
+def test_bit_identical_across_threads(level, dtype, mnk, which):
     m, n, k = mnk
     rng = np.random.default_rng(3)
-    with isa(level):
+    with isa(level), path(which):
         for ta, tb in TRANS:
             a, b = operands(rng, m, n, k, ta, tb, dtype)
             c0 = rng.standard_normal((m, n)).astype(dtype)

@@ -91,11 +91,13 @@ done:
 
 int main(void)
 {
-    int isa, ta, tb, checks = 0;
+    int isa, ta, tb, checks = 0, path;
+    for (path = 1; path <= 2; path++) /* the packed path, then the unpacked one */
     for (isa = 0; isa < NC_ISA_COUNT_; isa++) {
         size_t bl[5], sizes[16], ns = 0, i, j, l;
         if (!nc_isa_available((nc_isa)isa)) continue;
         if (nc_set_isa((nc_isa)isa) != NC_OK) { printf("FAIL set_isa\n"); return 1; }
+        nc_gemm_path_ = path;
         nc_gemm_blocking((nc_isa)isa, 32, bl); /* MR, NR, MC, KC, NC */
         sizes[ns++] = 1; sizes[ns++] = bl[0] - 1 ? bl[0] - 1 : 2; sizes[ns++] = bl[0] + 1;
         sizes[ns++] = bl[1] + 1; sizes[ns++] = bl[3] + 1; sizes[ns++] = 37;
@@ -114,8 +116,8 @@ int main(void)
                 check_one(ta, tb, 1000, 30, 150, 1.0, 0.0, 1, 0, 1);
                 checks += 7;
             }
-        printf("gemm %-6s ok so far (%d products, %d failures)\n", nc_isa_name((nc_isa)isa),
-               checks, failures);
+        printf("gemm %-6s %-8s path: %d products checked so far, %d failures\n",
+               nc_isa_name((nc_isa)isa), path == 1 ? "packed" : "unpacked", checks, failures);
     }
     if (failures) printf("%d FAILURES\n", failures);
     return failures != 0;
