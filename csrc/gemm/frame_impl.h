@@ -52,11 +52,30 @@ static void NC_TAG(gemm_scale)(size_t m, size_t n, real beta, real *c, size_t ld
     }
 }
 
+/* dst[p*w + r] = src[r*ld + p] for r < rows, 0 for rows <= r < w, p < kc:
+ * one micro-panel from `rows` source rows read along p. Done in chunks of
+ * p so that the chunk of the panel being written stays in L1 (a whole
+ * panel does not, and a column at a time would evict it w times). */
+static void NC_TAG(pack_transpose)(const real *src, size_t ld, size_t rows, size_t kc,
+                                   size_t w, real *dst)
+{
+    size_t p0, p, r, pe;
+    for (p0 = 0; p0 < kc; p0 += 32) {
+        pe = NC_MIN(kc, p0 + 32);
+        for (r = 0; r < rows; r++) {
+            const real *s = src + r * ld;
+            for (p = p0; p < pe; p++) dst[p * w + r] = s[p];
+        }
+        for (; r < w; r++)
+            for (p = p0; p < pe; p++) dst[p * w + r] = 0;
+    }
+}
+
 /* Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row micro-panels, zero-padded.
  * The source is always read along its rows (walking down a column would
  * touch a new page per element and defeat the prefetchers). */
-static void NC_TAG(pack_a)(int trans_a, const real *a, size_t lda, size_t i0, size_t p0,
-                           size_t mc, size_t kc, size_t mr_, real *dst)
+static void NC_TAG(pack_a)(const CFG *cfg, int trans_a, const real *a, size_t lda,
+                           size_t i0, size_t p0, size_t mc, size_t kc, size_t mr_, real *dst)
 {
     size_t ir, i, p;
     if (trans_a) { /* op(A)(i, p) = a[p*lda + i]: row p of a holds column p of op(A) */
@@ -73,19 +92,15 @@ static void NC_TAG(pack_a)(int trans_a, const real *a, size_t lda, size_t i0, si
     }
     for (ir = 0; ir < mc; ir += mr_, dst += mr_ * kc) { /* op(A)(i, p) = a[i*lda + p] */
         size_t mr = NC_MIN(mr_, mc - ir);
-        for (i = 0; i < mr; i++) {
-            const real *src = a + (i0 + ir + i) * lda + p0;
-            for (p = 0; p < kc; p++) dst[p * mr_ + i] = src[p];
-        }
-        for (; i < mr_; i++)
-            for (p = 0; p < kc; p++) dst[p * mr_ + i] = 0;
+        (cfg->transpose ? cfg->transpose : NC_TAG(pack_transpose))(
+            a + (i0 + ir) * lda + p0, lda, mr, kc, mr_, dst);
     }
 }
 
 /* Packs op(B)[p0:p0+kc, j0:j0+nc] as NR-column micro-panels, zero-padded,
  * reading the source along its rows as pack_a does. */
-static void NC_TAG(pack_b)(int trans_b, const real *b, size_t ldb, size_t p0, size_t j0,
-                           size_t kc, size_t nc, size_t nr_, real *dst)
+static void NC_TAG(pack_b)(const CFG *cfg, int trans_b, const real *b, size_t ldb,
+                           size_t p0, size_t j0, size_t kc, size_t nc, size_t nr_, real *dst)
 {
     size_t jr, j, p;
     if (!trans_b) { /* op(B)(p, j) = b[p*ldb + j]: row p of b is row p of op(B) */
@@ -102,12 +117,8 @@ static void NC_TAG(pack_b)(int trans_b, const real *b, size_t ldb, size_t p0, si
     }
     for (jr = 0; jr < nc; jr += nr_, dst += nr_ * kc) { /* op(B)(p, j) = b[j*ldb + p] */
         size_t nr = NC_MIN(nr_, nc - jr);
-        for (j = 0; j < nr; j++) {
-            const real *src = b + (j0 + jr + j) * ldb + p0;
-            for (p = 0; p < kc; p++) dst[p * nr_ + j] = src[p];
-        }
-        for (; j < nr_; j++)
-            for (p = 0; p < kc; p++) dst[p * nr_ + j] = 0;
+        (cfg->transpose ? cfg->transpose : NC_TAG(pack_transpose))(
+            b + (j0 + jr) * ldb + p0, ldb, nr, kc, nr_, dst);
     }
 }
 
@@ -156,10 +167,10 @@ static void NC_TAG(gemm_task)(void *ctx, size_t task, int thread)
         for (pc = 0; pc < J->k; pc += J->kc) {
             size_t kc = NC_MIN(J->kc, J->k - pc);
             real beta = pc == 0 ? J->beta : R_C(1);
-            NC_TAG(pack_b)(J->trans_b, J->b, J->ldb, pc, jc, kc, nc, NR, buf_b);
+            NC_TAG(pack_b)(cfg, J->trans_b, J->b, J->ldb, pc, jc, kc, nc, NR, buf_b);
             for (ic = i0; ic < i1; ic += J->mc) {
                 size_t mc = NC_MIN(J->mc, i1 - ic);
-                NC_TAG(pack_a)(J->trans_a, J->a, J->lda, ic, pc, mc, kc, MR, buf_a);
+                NC_TAG(pack_a)(cfg, J->trans_a, J->a, J->lda, ic, pc, mc, kc, MR, buf_a);
                 for (jr = 0; jr < nc; jr += NR) {
                     size_t nr = NC_MIN(NR, nc - jr);
                     const real *bp = buf_b + jr * kc;

@@ -81,7 +81,9 @@
 #define NC_AVX512_BLOCKS_F64 42, 512, 1024
 #endif
 /*                                      ukr      small      MR  NR  MC, KC, NC */
-const nc_gemm_cfg_f32 nc_gemm_avx512_f32 = {ukr_f32, small_f32, 14, 32, NC_AVX512_BLOCKS_F32};
-const nc_gemm_cfg_f64 nc_gemm_avx512_f64 = {ukr_f64, small_f64, 14, 16, NC_AVX512_BLOCKS_F64};
+const nc_gemm_cfg_f32 nc_gemm_avx512_f32 = {ukr_f32, small_f32, 14, 32, NC_AVX512_BLOCKS_F32,
+                                            nc_gemm_transpose_avx2_f32};
+const nc_gemm_cfg_f64 nc_gemm_avx512_f64 = {ukr_f64, small_f64, 14, 16, NC_AVX512_BLOCKS_F64,
+                                            nc_gemm_transpose_avx2_f64};
 
 #endif

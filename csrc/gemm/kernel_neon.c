@@ -213,7 +213,7 @@ static void small_f64(size_t m, size_t n, size_t k, double alpha, const double *
 
 /* Block sizes for a typical aarch64 core (64 KiB L1d, 1 MiB L2); untuned. */
 /*                                    ukr      small      MR  NR  MC   KC   NC */
-const nc_gemm_cfg_f32 nc_gemm_neon_f32 = {ukr_f32, small_f32, 8, 12, 128, 256, 2040};
-const nc_gemm_cfg_f64 nc_gemm_neon_f64 = {ukr_f64, small_f64, 6, 8, 96, 256, 1024};
+const nc_gemm_cfg_f32 nc_gemm_neon_f32 = {ukr_f32, small_f32, 8, 12, 128, 256, 2040, NULL};
+const nc_gemm_cfg_f64 nc_gemm_neon_f64 = {ukr_f64, small_f64, 6, 8, 96, 256, 1024, NULL};
 
 #endif

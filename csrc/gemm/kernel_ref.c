@@ -25,5 +25,5 @@
 #undef NC_REAL_BITS
 
 /*                                     ukr          small          MR NR MC  KC   NC */
-const nc_gemm_cfg_f32 nc_gemm_ref_f32 = {ref_ukr_f32, ref_small_f32, 4, 8, 32, 64, 128};
-const nc_gemm_cfg_f64 nc_gemm_ref_f64 = {ref_ukr_f64, ref_small_f64, 4, 4, 32, 48, 96};
+const nc_gemm_cfg_f32 nc_gemm_ref_f32 = {ref_ukr_f32, ref_small_f32, 4, 8, 32, 64, 128, NULL};
+const nc_gemm_cfg_f64 nc_gemm_ref_f64 = {ref_ukr_f64, ref_small_f64, 4, 4, 32, 48, 96, NULL};

@@ -42,16 +42,29 @@ typedef void (*nc_dsmall_fn)(size_t m, size_t n, size_t k, double alpha,
                              const double *a, size_t ars, size_t acs,
                              const double *b, size_t ldb, double beta, double *c, size_t ldc);
 
+/*
+ * transpose (optional; NULL: the framework's portable loop) packs one
+ * micro-panel from rows read along their length:
+ *   dst[p*w + r] = src[r*ld + p]  for r < rows, p < kc;  0 for rows <= r < w.
+ * It serves op(A) untransposed and op(B) transposed; it only moves data.
+ */
+typedef void (*nc_stranspose_fn)(const float *src, size_t ld, size_t rows, size_t kc,
+                                  size_t w, float *dst);
+typedef void (*nc_dtranspose_fn)(const double *src, size_t ld, size_t rows, size_t kc,
+                                  size_t w, double *dst);
+
 typedef struct nc_gemm_cfg_f32 {
     nc_sukr_fn ukr;
     nc_ssmall_fn small;
     size_t mr, nr, mc, kc, nc;
+    nc_stranspose_fn transpose;
 } nc_gemm_cfg_f32;
 
 typedef struct nc_gemm_cfg_f64 {
     nc_dukr_fn ukr;
     nc_dsmall_fn small;
     size_t mr, nr, mc, kc, nc;
+    nc_dtranspose_fn transpose;
 } nc_gemm_cfg_f64;
 
 #define NC_GLUE_(a, b) a##b
@@ -71,6 +84,11 @@ typedef struct nc_gemm_cfg_f64 {
 extern const nc_gemm_cfg_f32 nc_gemm_ref_f32;
 extern const nc_gemm_cfg_f64 nc_gemm_ref_f64;
 #ifdef NC_GEMM_X86
+/* AVX2 panel transposes (kernel_avx2.c), shared by the AVX-512 level. */
+void nc_gemm_transpose_avx2_f32(const float *src, size_t ld, size_t rows, size_t kc,
+                                size_t w, float *dst);
+void nc_gemm_transpose_avx2_f64(const double *src, size_t ld, size_t rows, size_t kc,
+                                size_t w, double *dst);
 extern const nc_gemm_cfg_f32 nc_gemm_avx2_f32;
 extern const nc_gemm_cfg_f64 nc_gemm_avx2_f64;
 extern const nc_gemm_cfg_f32 nc_gemm_avx512_f32;

@@ -72,7 +72,12 @@ static void UKR(size_t k, const T *a, const T *b, T *c, size_t ldc,
         size_t lo = (size_t)v * L;
         mk[v] = MASK(nr > lo ? NC_MIN((size_t)L, nr - lo) : 0);
     }
-    TILE(UKR_MR, UKR_NV, 1, k, a, 1, UKR_MR, b, (size_t)UKR_NV * L, mk, alpha, beta, c, ldc, mr);
+    /* a bottom-edge tile of at most half height skips the padding rows'
+     * arithmetic (each element's chain is the same either way) */
+    if (mr <= UKR_MR / 2)
+        TILE(UKR_MR / 2, UKR_NV, 1, k, a, 1, UKR_MR, b, (size_t)UKR_NV * L, mk, alpha, beta, c, ldc, mr);
+    else
+        TILE(UKR_MR, UKR_NV, 1, k, a, 1, UKR_MR, b, (size_t)UKR_NV * L, mk, alpha, beta, c, ldc, mr);
 }
 
 /* One column strip (V vectors wide) of the unpacked product, SMALL_MR rows at a time. */
