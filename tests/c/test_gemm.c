@@ -4,7 +4,9 @@
  * canaries in the gaps), alpha/beta, beta == 0 over NaN, block edges, and
  * bit-identical results between thread counts. Returns non-zero on failure.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,61 @@ done:
     free(ad); free(bd); free(cd); free(want); free(as); free(bs); free(cs); free(cs2); free(cd2);
 }
 
+/* Several threads calling nc_sgemm at once (as Python threads do with the
+ * GIL released) must each get the result a lone call gets. */
+typedef struct concurrent_job {
+    size_t m, n, k;
+    float *a, *b, *c, *want;
+    int ok;
+} concurrent_job;
+
+static void *concurrent_worker(void *arg)
+{
+    concurrent_job *J = (concurrent_job *)arg;
+    int rep;
+    J->ok = 1;
+    for (rep = 0; rep < 20; rep++) {
+        nc_sgemm(rep & 1, 0, J->m, J->n, J->k, 1.0f, J->a, (rep & 1) ? J->m : J->k,
+                 J->b, J->n, 0.0f, J->c, J->n);
+        if (memcmp(J->c, J->want + (rep & 1) * J->m * J->n, J->m * J->n * sizeof(float)) != 0)
+            J->ok = 0;
+    }
+    return NULL;
+}
+
+static void check_concurrent(void)
+{
+    enum { NT = 4 };
+    static const size_t shapes[NT][3] = {{300, 200, 100}, {37, 1000, 64}, {5, 7, 9}, {128, 256, 400}};
+    concurrent_job jobs[NT];
+    pthread_t th[NT];
+    int t;
+    for (t = 0; t < NT; t++) {
+        concurrent_job *J = &jobs[t];
+        size_t i;
+        J->m = shapes[t][0]; J->n = shapes[t][1]; J->k = shapes[t][2];
+        J->a = malloc(J->m * J->k * sizeof(float));
+        J->b = malloc(J->k * J->n * sizeof(float));
+        J->c = malloc(J->m * J->n * sizeof(float));
+        J->want = malloc(2 * J->m * J->n * sizeof(float));
+        for (i = 0; i < J->m * J->k; i++) J->a[i] = (float)urand();
+        for (i = 0; i < J->k * J->n; i++) J->b[i] = (float)urand();
+        nc_sgemm(0, 0, J->m, J->n, J->k, 1.0f, J->a, J->k, J->b, J->n, 0.0f, J->want, J->n);
+        nc_sgemm(1, 0, J->m, J->n, J->k, 1.0f, J->a, J->m, J->b, J->n, 0.0f,
+                 J->want + J->m * J->n, J->n);
+    }
+    for (t = 0; t < NT; t++) pthread_create(&th[t], NULL, concurrent_worker, &jobs[t]);
+    for (t = 0; t < NT; t++) pthread_join(th[t], NULL);
+    for (t = 0; t < NT; t++) {
+        if (!jobs[t].ok) {
+            printf("FAIL %s concurrent calls differ from a lone call (job %d)\n",
+                   nc_isa_name(nc_get_isa()), t);
+            failures++;
+        }
+        free(jobs[t].a); free(jobs[t].b); free(jobs[t].c); free(jobs[t].want);
+    }
+}
+
 int main(void)
 {
     int isa, ta, tb, checks = 0, path;
@@ -119,6 +176,10 @@ int main(void)
         printf("gemm %-6s %-8s path: %d products checked so far, %d failures\n",
                nc_isa_name((nc_isa)isa), path == 1 ? "packed" : "unpacked", checks, failures);
     }
+    nc_gemm_path_ = 0;
+    for (isa = 0; isa < NC_ISA_COUNT_; isa++)
+        if (nc_set_isa((nc_isa)isa) == NC_OK) check_concurrent();
+    printf("gemm concurrent callers: %d failures in all\n", failures);
     if (failures) printf("%d FAILURES\n", failures);
     return failures != 0;
 }
