@@ -65,5 +65,26 @@ nc_status NC_FN(gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                       const real *b, size_t ldb,
                       real beta, real *c, size_t ldc)
 {
-    return NC_TAG(gemm_fast)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return NC_TAG(gemm_fast)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                             NULL);
+}
+
+nc_status NC_FN(gemm_bias_act)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                               real alpha, const real *a, size_t lda,
+                               const real *b, size_t ldb,
+                               real beta, real *c, size_t ldc,
+                               const real *bias, nc_act act, real param)
+{
+    NC_TAG(gemm_epi) epi;
+    nc_status st;
+    if ((unsigned)act >= NC_ACT_COUNT_) return NC_ERR_ARG;
+    if (act == NC_ACT_SOFTMAX || act == NC_ACT_LOG_SOFTMAX) { /* row-wise: a pass of its own */
+        st = NC_FN(gemm)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return st != NC_OK ? st : NC_FN(bias_act)(act, param, m, n, bias, c, ldc);
+    }
+    epi.bias = bias;
+    epi.act = act;
+    epi.param = param;
+    return NC_TAG(gemm_fast)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                             bias == NULL && act == NC_ACT_IDENTITY ? NULL : &epi);
 }

@@ -235,3 +235,58 @@ def test_torch_agrees():
         with isa(level):
             got = _core.gemm(a, b)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------
+# The fused epilogue: dense_forward = f(x @ w + b) through nc_?gemm_bias_act
+# --------------------------------------------------------------------------
+
+def _np_act(name, z):
+    if name in (None, "identity"):
+        return z
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "sigmoid":
+        return 1 / (1 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "softmax":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", [None, "relu", "sigmoid", "tanh", "softmax"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_forward_epilogue(level, dtype, act, bias):
+    from nncore import ops
+    rng = np.random.default_rng(2)
+    for which in PATHS:
+        for m, k, n in [(1, 20, 7), (37, 50, 70), (300, 129, 200)]:
+            x = rng.standard_normal((m, k)).astype(dtype)
+            w = (rng.standard_normal((k, n)) / k ** 0.5).astype(dtype)
+            b = rng.standard_normal(n).astype(dtype) if bias else None
+            with isa(level), path(which):
+                got = ops.dense_forward(x, w, b, activation=act)
+            z = x.astype(np.float64) @ w + (b if bias else 0)
+            np.testing.assert_allclose(got, _np_act(act, z), rtol=tol(dtype, k) * 10,
+                                       atol=tol(dtype, k) * 10)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("which", PATHS)
+def test_dense_forward_epilogue_bit_identical_across_threads(level, which):
+    from nncore import ops
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((300, 257)).astype(np.float32)
+    w = rng.standard_normal((257, 301)).astype(np.float32)
+    b = rng.standard_normal(301).astype(np.float32)
+    res = []
+    with isa(level), path(which):
+        for t in (1, 2, 3):
+            with threads(t):
+                res.append(ops.dense_forward(x, w, b, activation="tanh"))
+    for r in res[1:]:
+        np.testing.assert_array_equal(r, res[0])

@@ -134,6 +134,22 @@ static size_t NC_TAG(gemm_even)(size_t x, size_t block, size_t unit)
     return NC_MIN(size, block);
 }
 
+/* The optional epilogue C = f(C + bias) (bias broadcast over rows, may be
+ * NULL), applied to each block of C as soon as its last k block is done,
+ * while it is still in cache. Elementwise activations only: the frame
+ * splits rows, so the row-wise softmaxes stay a separate pass. */
+typedef struct NC_TAG(gemm_epi) {
+    const real *bias;
+    nc_act act;
+    real param;
+} NC_TAG(gemm_epi);
+
+static void NC_TAG(epilogue)(const NC_TAG(gemm_epi) *e, size_t rows, size_t cols, size_t j0,
+                             real *c, size_t ldc)
+{
+    if (e) NC_FN(bias_act)(e->act, e->param, rows, cols, e->bias ? e->bias + j0 : NULL, c, ldc);
+}
+
 typedef struct NC_TAG(gemm_job) {
     const CFG *cfg;
     int trans_a, trans_b;
@@ -147,6 +163,7 @@ typedef struct NC_TAG(gemm_job) {
     size_t m_units, n_units;
     real *work;             /* per task: buf_a then buf_b, 64-byte aligned */
     size_t per_task;        /* elements of work per task */
+    const NC_TAG(gemm_epi) *epi; /* bias + activation on finished blocks, or NULL */
 } NC_TAG(gemm_job);
 
 /* The five loops over one task's band of C: [i0, i1) x [j0, j1). */
@@ -178,6 +195,8 @@ static void NC_TAG(gemm_task)(void *ctx, size_t task, int thread)
                         cfg->ukr(kc, buf_a + ir * kc, bp, J->c + (ic + ir) * J->ldc + jc + jr,
                                  J->ldc, J->alpha, beta, NC_MIN(MR, mc - ir), nr);
                 }
+                if (pc + kc >= J->k)
+                    NC_TAG(epilogue)(J->epi, mc, nc, jc, J->c + ic * J->ldc + jc, J->ldc);
             }
         }
     }
@@ -206,9 +225,11 @@ static void NC_TAG(gemm_grid)(size_t threads, size_t m_units, size_t n_units,
 static nc_status NC_TAG(gemm_packed)(const CFG *cfg, int trans_a, int trans_b,
                                      size_t m, size_t n, size_t k, real alpha,
                                      const real *a, size_t lda, const real *b, size_t ldb,
-                                     real beta, real *c, size_t ldc)
+                                     real beta, real *c, size_t ldc,
+                                     const NC_TAG(gemm_epi) *epi)
 {
     NC_TAG(gemm_job) J;
+    J.epi = epi;
     void *raw;
     size_t threads = (size_t)NC_MAX(1, nc_get_num_threads()), tasks, band_m, band_n;
     J.cfg = cfg;
@@ -250,7 +271,30 @@ typedef struct NC_TAG(small_job) {
     real alpha, beta;
     const real *a, *b;
     real *c;
+    const NC_TAG(gemm_epi) *epi;
 } NC_TAG(small_job);
+
+/* Rows at a time when an epilogue follows, so it finds them in cache. */
+#define NC_EPI_ROWS 32
+
+/* The unpacked kernel over rows [i0, i1) x columns [j0, j1), then the epilogue. */
+static void NC_TAG(small_band)(const NC_TAG(small_job) *J, size_t i0, size_t i1,
+                               size_t j0, size_t j1)
+{
+    size_t r0, r1;
+    if (i1 <= i0 || j1 <= j0) return;
+    if (J->epi == NULL) {
+        J->cfg->small(i1 - i0, j1 - j0, J->k, J->alpha, J->a + i0 * J->ars, J->ars, J->acs,
+                      J->b + j0, J->ldb, J->beta, J->c + i0 * J->ldc + j0, J->ldc);
+        return;
+    }
+    for (r0 = i0; r0 < i1; r0 = r1) {
+        r1 = NC_MIN(i1, r0 + NC_EPI_ROWS);
+        J->cfg->small(r1 - r0, j1 - j0, J->k, J->alpha, J->a + r0 * J->ars, J->ars, J->acs,
+                      J->b + j0, J->ldb, J->beta, J->c + r0 * J->ldc + j0, J->ldc);
+        NC_TAG(epilogue)(J->epi, r1 - r0, j1 - j0, j0, J->c + r0 * J->ldc + j0, J->ldc);
+    }
+}
 
 #define NC_SMALL_ROWS 16 /* band granularity of the split (any value is exact) */
 #define NC_SMALL_COLS 64
@@ -264,20 +308,19 @@ static void NC_TAG(small_task)(void *ctx, size_t task, int thread)
     size_t j0 = (tj * J->n_units / J->tn) * NC_SMALL_COLS;
     size_t j1 = NC_MIN(J->n, ((tj + 1) * J->n_units / J->tn) * NC_SMALL_COLS);
     (void)thread;
-    if (i1 > i0 && j1 > j0)
-        J->cfg->small(i1 - i0, j1 - j0, J->k, J->alpha, J->a + i0 * J->ars, J->ars, J->acs,
-                      J->b + j0, J->ldb, J->beta, J->c + i0 * J->ldc + j0, J->ldc);
+    NC_TAG(small_band)(J, i0, i1, j0, j1);
 }
 
 static void NC_TAG(gemm_small)(const CFG *cfg, int trans_a, int trans_b,
                                size_t m, size_t n, size_t k, real alpha,
                                const real *a, size_t lda, const real *b, size_t ldb,
-                               real beta, real *c, size_t ldc)
+                               real beta, real *c, size_t ldc, const NC_TAG(gemm_epi) *epi)
 {
     real bt[NC_GEMM_SMALL_BT_BYTES / sizeof(real)];
     size_t threads = (size_t)NC_MAX(1, nc_get_num_threads());
     NC_TAG(small_job) J;
     J.cfg = cfg;
+    J.epi = epi;
     J.m = m; J.n = n; J.k = k;
     J.ars = trans_a ? 1 : lda; J.acs = trans_a ? lda : 1;
     J.alpha = alpha; J.beta = beta;
@@ -293,7 +336,7 @@ static void NC_TAG(gemm_small)(const CFG *cfg, int trans_a, int trans_b,
     J.n_units = (n + NC_SMALL_COLS - 1) / NC_SMALL_COLS;
     NC_TAG(gemm_grid)(threads, J.m_units, J.n_units, NC_SMALL_ROWS, NC_SMALL_COLS, &J.tm, &J.tn);
     if (J.tm * J.tn == 1)
-        cfg->small(m, n, k, alpha, J.a, J.ars, J.acs, J.b, J.ldb, beta, c, ldc);
+        NC_TAG(small_band)(&J, 0, m, 0, n);
     else
         nc_parallel_for(J.tm * J.tn, NC_TAG(small_task), &J);
 }
@@ -301,12 +344,14 @@ static void NC_TAG(gemm_small)(const CFG *cfg, int trans_a, int trans_b,
 static nc_status NC_TAG(gemm_fast)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                                    real alpha, const real *a, size_t lda,
                                    const real *b, size_t ldb,
-                                   real beta, real *c, size_t ldc)
+                                   real beta, real *c, size_t ldc,
+                                   const NC_TAG(gemm_epi) *epi)
 {
     const CFG *cfg = NC_TAG(gemm_cfg_for)(nc_active_isa_);
     if (m == 0 || n == 0) return NC_OK;
     if (k == 0 || alpha == 0) {
         NC_TAG(gemm_scale)(m, n, beta, c, ldc);
+        NC_TAG(epilogue)(epi, m, n, 0, c, ldc);
         return NC_OK;
     }
     /* small products, and a few rows against an untransposed B (the batch-
@@ -314,12 +359,13 @@ static nc_status NC_TAG(gemm_fast)(int trans_a, int trans_b, size_t m, size_t n,
     if (nc_gemm_path_ == 1) goto packed; /* tests force each path in turn */
     if ((!trans_b && (m * n * k <= NC_GEMM_SMALL_MNK || m <= 2 || nc_gemm_path_ == 2))
         || (trans_b && k * n * sizeof(real) <= NC_GEMM_SMALL_BT_BYTES)) {
-        NC_TAG(gemm_small)(cfg, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        NC_TAG(gemm_small)(cfg, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                           epi);
         return NC_OK;
     }
 packed:
     return NC_TAG(gemm_packed)(cfg, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
-                               beta, c, ldc);
+                               beta, c, ldc, epi);
 }
 
 #undef CFG
