@@ -7,6 +7,11 @@
 Single-threaded cases (t1: nncore and NumPy's BLAS both at one thread) come
 first; tall cases are repeated with every thread (tall). The small cases
 measure the whole Python call, boundary included, as a user sees it.
+
+On a shared, busy machine time the single-threaded cases in CPU time, which
+descheduling does not inflate (both peers run on the calling thread there):
+
+    python -m pytest bench/bench_gemm.py -k t1 --benchmark-timer=time.thread_time
 """
 import numpy as np
 import pytest
