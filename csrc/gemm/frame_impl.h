@@ -229,10 +229,10 @@ static nc_status NC_TAG(gemm_packed)(const CFG *cfg, int trans_a, int trans_b,
                                      const NC_TAG(gemm_epi) *epi)
 {
     NC_TAG(gemm_job) J;
-    J.epi = epi;
     void *raw;
     size_t threads = (size_t)NC_MAX(1, nc_get_num_threads()), tasks, band_m, band_n;
     J.cfg = cfg;
+    J.epi = epi;
     J.trans_a = trans_a; J.trans_b = trans_b;
     J.m = m; J.n = n; J.k = k;
     J.alpha = alpha; J.beta = beta;

@@ -8,7 +8,8 @@
  *   ukr   the packed micro-kernel. a is an MR-row micro-panel of op(A),
  *         packed column after column (a[p*MR + i] = op(A)(i, p)); b is an
  *         NR-column micro-panel of op(B), packed row after row (b[p*NR + j]).
- *         Both are 64-byte aligned and zero-padded past the matrix edge.
+ *         b is 64-byte aligned (aligned vector loads are fine), a only to
+ *         its element; both are zero-padded past the matrix edge.
  *         Computes AB = sum over p = 0..k-1, in that order, of a(:,p) b(p,:)
  *         and writes the top-left mr x nr corner (1 <= mr <= MR,
  *         1 <= nr <= NR, k >= 1) of
