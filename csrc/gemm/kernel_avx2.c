@@ -7,7 +7,8 @@
 #include "../internal.h"
 #include "kernels.h"
 
-#if defined(NC_GEMM_X86) && defined(__AVX2__) && defined(__FMA__)
+/* MSVC's /arch:AVX2 implies FMA but does not define __FMA__ */
+#if defined(NC_GEMM_X86) && defined(__AVX2__) && (defined(__FMA__) || defined(_MSC_VER))
 #include <immintrin.h>
 
 static inline __m256i lanes_below_(int cnt) /* lanes i < cnt all ones (32-bit lanes) */

@@ -18,12 +18,6 @@
 #if defined(NC_GEMM_ARM64)
 #include <arm_neon.h>
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#define NC_AINLINE static __forceinline
-#else
-#define NC_AINLINE static inline __attribute__((always_inline))
-#endif
-
 /* ---------------------------------------------------------------- float */
 
 #define F32_MR 8

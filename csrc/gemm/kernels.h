@@ -68,6 +68,13 @@ typedef struct nc_gemm_cfg_f64 {
     nc_dtranspose_fn transpose;
 } nc_gemm_cfg_f64;
 
+/* Forced inlining: the register tiles rely on it to become straight-line code. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define NC_AINLINE static __forceinline
+#else
+#define NC_AINLINE static inline __attribute__((always_inline))
+#endif
+
 #define NC_GLUE_(a, b) a##b
 #define NC_GLUE(a, b) NC_GLUE_(a, b)
 

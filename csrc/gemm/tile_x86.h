@@ -14,7 +14,7 @@
  * compiler unrolls its loops and keeps acc[][] in registers.
  */
 
-static inline __attribute__((always_inline)) void
+NC_AINLINE void
 TILE(const int R, const int V, const int packed, size_t k,
      const T *a, size_t ars, size_t acs, const T *b, size_t ldb, const MT *mk,
      T alpha, T beta, T *c, size_t ldc, size_t rows)
@@ -81,7 +81,7 @@ static void UKR(size_t k, const T *a, const T *b, T *c, size_t ldc,
 }
 
 /* One column strip (V vectors wide) of the unpacked product, SMALL_MR rows at a time. */
-static inline __attribute__((always_inline)) void
+NC_AINLINE void
 NC_GLUE(SMALL, _strip)(const int V, size_t m, size_t k, T alpha, const T *a, size_t ars,
                        size_t acs, const T *b, size_t ldb, const MT *mk, T beta, T *c, size_t ldc)
 {
