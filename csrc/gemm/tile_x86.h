@@ -19,8 +19,8 @@ TILE(const int R, const int V, const int packed, size_t k,
      const T *a, size_t ars, size_t acs, const T *b, size_t ldb, const MT *mk,
      T alpha, T beta, T *c, size_t ldc, size_t rows)
 {
-    VT acc[NC_GEMM_MAX_MR][4];
-    VT bv[4];
+    VT acc[NC_GEMM_MAX_MR][8];
+    VT bv[8];
     int i, v;
     size_t p;
     /* fetch the C tile now: its rows arrive while the k loop runs */
@@ -33,17 +33,17 @@ TILE(const int R, const int V, const int packed, size_t k,
         }
 #pragma GCC unroll 16
     for (i = 0; i < R; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (v = 0; v < V; v++) acc[i][v] = VZERO();
     for (p = 0; p < k; p++) {
         const T *bp = b + p * ldb;
         const T *ap = a + p * acs;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (v = 0; v < V; v++) bv[v] = packed ? VLOAD(bp + L * v) : VLOADM(mk[v], bp + L * v);
 #pragma GCC unroll 16
         for (i = 0; i < R; i++) {
             VT ai = VSET1(ap[i * ars]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (v = 0; v < V; v++) acc[i][v] = VFMA(ai, bv[v], acc[i][v]);
         }
     }
@@ -53,7 +53,7 @@ TILE(const int R, const int V, const int packed, size_t k,
         for (i = 0; i < R; i++) {
             T *ci = c + i * ldc;
             if ((size_t)i >= rows) break;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (v = 0; v < V; v++) {
                 VT r = VMUL(va, acc[i][v]);
                 if (beta != 0) r = VFMA(vb, VLOADM(mk[v], ci + L * v), r);
@@ -111,18 +111,21 @@ NC_GLUE(SMALL, _strip)(const int V, size_t m, size_t k, T alpha, const T *a, siz
 static void SMALL(size_t m, size_t n, size_t k, T alpha, const T *a, size_t ars, size_t acs,
                   const T *b, size_t ldb, T beta, T *c, size_t ldc)
 {
-    /* One or two rows: four vectors across, enough independent chains to
-     * hide the FMA latency; otherwise two across and SMALL_MR down. */
-    const int V = m <= 2 ? 4 : 2;
+    /* One or two rows: four vectors across (eight with 32 registers and a
+     * wide B), enough independent chains to hide the FMA latency and whole
+     * rows of B streamed in order; otherwise two across and SMALL_MR down. */
+    const int V = m > 2 ? 2 : (sizeof(VT) == 64 && n > 4 * (size_t)L ? 8 : 4);
     size_t j0;
     for (j0 = 0; j0 < n; j0 += (size_t)V * L) {
-        MT mk[4];
+        MT mk[8];
         int v;
-        for (v = 0; v < 4; v++) {
+        for (v = 0; v < 8; v++) {
             size_t lo = j0 + (size_t)v * L;
             mk[v] = MASK(v < V && n > lo ? NC_MIN((size_t)L, n - lo) : 0);
         }
-        if (V == 4)
+        if (V == 8)
+            NC_GLUE(SMALL, _strip)(8, m, k, alpha, a, ars, acs, b + j0, ldb, mk, beta, c + j0, ldc);
+        else if (V == 4)
             NC_GLUE(SMALL, _strip)(4, m, k, alpha, a, ars, acs, b + j0, ldb, mk, beta, c + j0, ldc);
         else
             NC_GLUE(SMALL, _strip)(2, m, k, alpha, a, ars, acs, b + j0, ldb, mk, beta, c + j0, ldc);
