@@ -7,9 +7,8 @@ nc_status NC_FN(dense_forward)(size_t m, size_t k, size_t n,
                                const real *x, const real *w, const real *b,
                                nc_act act, real param, real *y)
 {
-    nc_status st = NC_FN(gemm)(0, 0, m, n, k, R_C(1), x, k, w, n, R_C(0), y, n);
-    if (st != NC_OK) return st;
-    return NC_FN(bias_act)(act, param, m, n, b, y, n);
+    /* bias and activation as the product's epilogue, on blocks still in cache */
+    return NC_FN(gemm_bias_act)(0, 0, m, n, k, R_C(1), x, k, w, n, R_C(0), y, n, b, act, param);
 }
 
 nc_status NC_FN(dense_backward)(size_t m, size_t k, size_t n,

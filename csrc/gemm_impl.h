@@ -1,5 +1,6 @@
 /*
- * gemm_impl.h -- the reference matrix product, written once for `real`.
+ * gemm_impl.h -- the matrix product, written once for `real`: the reference
+ * loops below, and nc_?gemm, which runs the framework in gemm/frame_impl.h.
  *
  * Plain loops, ordered so the innermost one runs along contiguous memory
  * (the compiler vectorises it); the oracle the fast kernels are tested against.
@@ -56,10 +57,34 @@ nc_status NC_FN(gemm_ref)(int trans_a, int trans_b, size_t m, size_t n, size_t k
     return NC_OK;
 }
 
+#include "gemm/frame_impl.h"
+
+/* The fast product: the BLIS framework and the level's micro-kernels. */
 nc_status NC_FN(gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                       real alpha, const real *a, size_t lda,
                       const real *b, size_t ldb,
                       real beta, real *c, size_t ldc)
 {
-    return NC_FN(gemm_ref)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return NC_TAG(gemm_fast)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                             NULL);
+}
+
+nc_status NC_FN(gemm_bias_act)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                               real alpha, const real *a, size_t lda,
+                               const real *b, size_t ldb,
+                               real beta, real *c, size_t ldc,
+                               const real *bias, nc_act act, real param)
+{
+    NC_TAG(gemm_epi) epi;
+    nc_status st;
+    if ((unsigned)act >= NC_ACT_COUNT_) return NC_ERR_ARG;
+    if (act == NC_ACT_SOFTMAX || act == NC_ACT_LOG_SOFTMAX) { /* row-wise: a pass of its own */
+        st = NC_FN(gemm)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return st != NC_OK ? st : NC_FN(bias_act)(act, param, m, n, bias, c, ldc);
+    }
+    epi.bias = bias;
+    epi.act = act;
+    epi.param = param;
+    return NC_TAG(gemm_fast)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                             bias == NULL && act == NC_ACT_IDENTITY ? NULL : &epi);
 }

@@ -41,4 +41,23 @@ nc_status nc_dgemm_ref(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                        double alpha, const double *a, size_t lda, const double *b, size_t ldb,
                        double beta, double *c, size_t ldc);
 
+/* C = f(alpha op(A) op(B) + beta C + bias), bias (n entries, or NULL)
+ * broadcast over rows: nc_?gemm with bias and activation applied to each
+ * block of C as it is finished (the softmaxes, row-wise, in a second pass). */
+nc_status nc_sgemm_bias_act(int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                            float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                            float beta, float *c, size_t ldc,
+                            const float *bias, nc_act act, float param);
+nc_status nc_dgemm_bias_act(int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                            double alpha, const double *a, size_t lda, const double *b, size_t ldb,
+                            double beta, double *c, size_t ldc,
+                            const double *bias, nc_act act, double param);
+
+/* The GEMM block sizes of a level (bits 32 or 64) as {MR, NR, MC, KC, NC};
+ * for the tests, which aim their shapes at every blocking edge. */
+void nc_gemm_blocking(nc_isa isa, int bits, size_t out[5]);
+/* Which GEMM path runs: 0 chooses by shape, 1 forces the packed path,
+ * 2 the unpacked one wherever it applies. For tests; not thread-safe. */
+extern int nc_gemm_path_;
+
 #endif /* NC_INTERNAL_H */

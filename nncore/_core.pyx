@@ -1478,3 +1478,32 @@ def vmath(name, x, out=None):
     with nogil:
         fn(n, <const float *>cnp.PyArray_DATA(X), <float *>cnp.PyArray_DATA(Y))
     return Y
+
+
+# --------------------------------------------------------------------------
+# GEMM internals, for the tests and benchmarks
+# --------------------------------------------------------------------------
+
+cdef extern from "internal.h" nogil:
+    void nc_gemm_blocking(nc_isa isa, int bits, size_t out[5])
+    int nc_gemm_path_
+
+
+def _gemm_blocking(name, dtype):
+    """The GEMM block sizes {"mr", "nr", "mc", "kc", "nc"} of a level and dtype."""
+    cdef size_t out[5]
+    cdef int level, bits
+    if name not in ISA_LEVELS:
+        raise ValueError(f"unknown kernel level {name!r}")
+    level = ISA_LEVELS.index(name)
+    bits = 32 if np.dtype(dtype) == np.float32 else 64
+    nc_gemm_blocking(<nc_isa>level, bits, out)
+    return dict(zip(("mr", "nr", "mc", "kc", "nc"), [out[i] for i in range(5)]))
+
+
+def _gemm_force_path(name):
+    """Force a GEMM path for tests: "auto" (by shape), "packed" or "small"."""
+    global nc_gemm_path_
+    cdef int old = nc_gemm_path_
+    nc_gemm_path_ = {"auto": 0, "packed": 1, "small": 2}[name]
+    return ("auto", "packed", "small")[old]

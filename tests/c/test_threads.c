@@ -2,6 +2,7 @@
  * test_threads.c -- the engine's thread pool (csrc/threads.c) on its own.
  *
  * Standalone (POSIX): from the repository root,
+ * links: threads.c   (tests/c/run.sh links only these engine files)
  *   cc -std=c99 -O2 -Wall -pthread -Icsrc tests/c/test_threads.c csrc/threads.c \
  *      -o /tmp/test_threads && /tmp/test_threads
  * and, to cover the split of big jobs into chunks, once more with
