@@ -2,13 +2,17 @@
 # Builds the C engine (csrc/**/*.c, each ISA file with its own flags) with the
 # C tests in this folder and runs each test; exits non-zero on any failure.
 # Usage: tests/c/run.sh   (CC=clang tests/c/run.sh for another compiler)
+# Cross runs: ARCH names the target architecture (default: this machine's)
+# and RUNNER the command that runs its binaries, e.g. qemu-aarch64 (see
+# tests/c/cross_aarch64.sh).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 CC=${CC:-gcc}
 build=$(mktemp -d "${TMPDIR:-/tmp}/nncore-ctest.XXXXXX")
 trap 'rm -rf "$build"' EXIT
-arch=$(uname -m)
+arch=${ARCH:-$(uname -m)}
+RUNNER=${RUNNER:-}
 base="-std=c99 -O2 -fno-math-errno -Wall -Werror=implicit-function-declaration -I$root/csrc"
 objs=""
 for src in $(find "$root/csrc" -name '*.c' | sort); do
@@ -33,7 +37,7 @@ esac
 $CC $base $neon_flags -c "$root/csrc/gemm/kernel_neon.c" -o "$build/neon_kernel.o"
 $CC $base "$here/neon_kernels.c" "$build/neon_kernel.o" -o "$build/neon_kernels" -lm
 echo "== neon_kernels.c"
-"$build/neon_kernels" || status=1
+$RUNNER "$build/neon_kernels" || status=1
 for test in "$here"/test_*.c; do
     exe="$build/$(basename "$test" .c)"
     # a test may name the only engine files it links ("links: threads.c" in
@@ -48,6 +52,6 @@ for test in "$here"/test_*.c; do
     fi
     $CC $base -I"$root/csrc" "$test" $test_objs -o "$exe" -lm -lpthread
     echo "== $(basename "$test")"
-    "$exe" || status=1
+    $RUNNER "$exe" || status=1
 done
 exit $status

@@ -351,11 +351,16 @@ static void report_overhead(void)
 
 int main(int argc, char **argv)
 {
+    /* NC_TEST_NO_FORK / NC_TEST_NO_TIMING: the same switches from the
+     * environment, for runners such as qemu-user (which cannot fork a
+     * threaded process) started by tests/c/run.sh */
     int i, timing = 1, forking = 1;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-timing") == 0) timing = 0;
         if (strcmp(argv[i], "--no-fork") == 0) forking = 0; /* ThreadSanitizer cannot fork */
     }
+    if (getenv("NC_TEST_NO_TIMING")) timing = 0;
+    if (getenv("NC_TEST_NO_FORK")) forking = 0;
     test_limit();
     test_each_task_once();
     test_parallel();
