@@ -60,6 +60,25 @@ class DataConversionWarning(UserWarning):
     """The data was converted (e.g. a column-vector y was raveled)."""
 
 
+_SK_TWINS = {}
+
+
+def _twin(cls):
+    """cls, or -- when scikit-learn is already imported (never imported here) -- a
+    subclass of cls and of scikit-learn's class of the same name, so that
+    ``except``/``pytest.raises``/warning filters written for either catch it."""
+    import sys
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None or not hasattr(sk, cls.__name__):
+        return cls
+    twin = _SK_TWINS.get(cls)
+    if twin is None:
+        twin = type(cls.__name__, (cls, getattr(sk, cls.__name__)),
+                    {"__module__": cls.__module__, "__doc__": cls.__doc__})
+        _SK_TWINS[cls] = twin
+    return twin
+
+
 # --------------------------------------------------------------------------
 # The estimator protocol
 # --------------------------------------------------------------------------
@@ -234,7 +253,7 @@ def _check_y(est, y, n: int, classifier: bool) -> np.ndarray:
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
                           "change the shape of y to (n_samples, ), for example using "
-                          "ravel().", DataConversionWarning, stacklevel=3)
+                          "ravel().", _twin(DataConversionWarning), stacklevel=3)
             y = y.ravel()
         if y.ndim != 1:
             raise ValueError(f"y should be a 1d array of class labels, got shape {y.shape} "
@@ -266,7 +285,7 @@ def _check_y(est, y, n: int, classifier: bool) -> np.ndarray:
 
 def _check_fitted(est, attr="n_features_in_"):
     if not hasattr(est, attr):
-        raise NotFittedError(f"This {type(est).__name__} instance is not fitted yet. Call "
+        raise _twin(NotFittedError)(f"This {type(est).__name__} instance is not fitted yet. Call "
                              f"'fit' with appropriate arguments before using this estimator.")
 
 
@@ -528,7 +547,7 @@ class _BaseMLP(BaseEstimator):
         if not stopped and not incremental and self.n_iter_ >= max_iter and \
                 self._no_improvement_count <= n_iter_no_change:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached and "
-                          f"the optimization hasn't converged yet.", ConvergenceWarning,
+                          f"the optimization hasn't converged yet.", _twin(ConvergenceWarning),
                           stacklevel=3)
         if early and best_weights is not None:
             model.set_flat_weights(best_weights)
@@ -765,7 +784,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         if not self.converged_:
             warnings.warn(f"Perceptron did not converge: still {errors[-1]} mistakes per "
                           f"epoch after max_iter={max_iter} epochs (the classes may not be "
-                          f"linearly separable, as in XOR).", ConvergenceWarning, stacklevel=2)
+                          f"linearly separable, as in XOR).", _twin(ConvergenceWarning),
+                          stacklevel=2)
         return self
 
     def decision_function(self, X):
