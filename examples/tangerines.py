@@ -1,8 +1,8 @@
 """Sorting tangerines: a hand-written rule against a threshold learnt from labels.
 
 The rule "ripe if size > 7.5 cm" errs where the classes overlap. One sigmoid
-neuron (logistic regression) trained on labelled fruit finds its own
-threshold, -b / w, and does better.
+neuron (logistic regression) trained on labelled fruit finds a threshold of
+its own, -b / w, from the labels alone -- no one had to write it down.
 
     python examples/tangerines.py
 """
