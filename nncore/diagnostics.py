@@ -8,6 +8,7 @@ every layer), or exploding ones.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Dict
 
 import numpy as np
@@ -29,20 +30,22 @@ def gradient_norms(model, x, y, per_parameter: bool = False) -> Dict[str, float]
     x = model._as_x(x)
     y = model._as_y(y, len(x))
     # The model's own training pass, minus the optimizer step (Sequential has
-    # no public "gradients only" call; this mirrors Sequential._train_step).
-    for layer in model._rng_layers:
-        layer.step = model.optimizer.iterations
-    model._set_logits(True)
-    try:
-        out = model._forward(x, True)
-        _, dy = model._loss(y, out, True)
-        for layer in reversed(model.layers):
-            dy = layer.backward(dy)
-    finally:
-        model._set_logits(False)
-    if model._regularization():
-        for layer in model.layers:
-            layer.add_regularization_grads()
+    # no public "gradients only" call; this mirrors Sequential._train_step's
+    # layer-by-layer path, under the model's lock where it has one).
+    with getattr(model, "_lock", None) or contextlib.nullcontext():
+        for layer in model._rng_layers:
+            layer.step = model.optimizer.iterations
+        model._set_logits(True)
+        try:
+            out = model._forward(x, True)
+            _, dy = model._loss(y, out, True)
+            for layer in reversed(model.layers):
+                dy = layer.backward(dy)
+        finally:
+            model._set_logits(False)
+        if model._regularization():
+            for layer in model.layers:
+                layer.add_regularization_grads()
     norms: Dict[str, float] = {}
     for layer in model.layers:
         grads = getattr(layer, "grads", None) or {}

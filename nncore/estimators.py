@@ -681,8 +681,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _prepare_y(self, y, n, first, classes):
         y = _check_y(self, y, n, classifier=False)
-        if first:
-            self._y_1d = y.ndim == 1
         y2 = y.reshape(n, -1)
         return np.ascontiguousarray(y2, dtype=np.dtype(self.dtype)), y2.shape[1]
 
