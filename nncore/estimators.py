@@ -42,7 +42,7 @@ from typing import Optional
 
 import numpy as np
 
-from nncore import _core
+from nncore import _core, random
 
 __all__ = ["MLPClassifier", "MLPRegressor", "Perceptron", "NotFittedError",
            "ConvergenceWarning", "DataConversionWarning", "BaseEstimator"]
@@ -291,7 +291,6 @@ def _check_fitted(est, attr="n_features_in_"):
 
 def _seed_from(random_state) -> int:
     """A 64-bit seed from scikit-learn's random_state (None, an int, or a RandomState)."""
-    from nncore import random
     from nncore.model import derive_seed
     if random_state is None:
         return derive_seed(*random.next_key())
@@ -765,7 +764,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         seed = _seed_from(self.random_state)
         errors = []
         for epoch in range(max_iter):
-            order = (_core.permutation(seed, epoch, len(X)) if self.shuffle else None)
+            order = (random.permutation(len(X), seed=seed, stream=epoch) if self.shuffle
+                     else None)
             mistakes = _core.perceptron_epoch(X, T, W, b if self.fit_intercept else None,
                                               eta0, order)
             errors.append(int(mistakes))
