@@ -1,6 +1,7 @@
 """The course's digits16 network, nncore beside PyTorch and scikit-learn.
 
-Cases, float32 (sklearn: float64, its only choice for MLPs), one thread each:
+Cases, float32 (sklearn: float64, its only choice for MLPs), one thread each
+(scikit-learn's BLAS limited through threadpoolctl):
 - "digits16 epoch": MLP 256-256-10 (ReLU, softmax cross-entropy), Adam 1e-3,
   batch 64, one shuffled epoch over the 60,000 training images: nncore's
   Sequential.fit beside the same loop in PyTorch (index shuffle, Linear/ReLU,
@@ -132,4 +133,6 @@ def test_digits_estimator_nncore(benchmark, digits):
 
 def test_digits_estimator_sklearn(benchmark, digits):
     nn = pytest.importorskip("sklearn.neural_network")
-    _bench_estimator(benchmark, nn.MLPClassifier(**_estimator_kw()), "sklearn", digits)
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1):  # its BLAS on one thread, as the others
+        _bench_estimator(benchmark, nn.MLPClassifier(**_estimator_kw()), "sklearn", digits)
