@@ -351,6 +351,30 @@ def _float_param(name, v, lo=None, hi=None, lo_open=False, hi_open=False):
 _SK_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
 
+def _engine_l2(l2):
+    """A Keras L2 regularizer whose penalty the engine sums (nc_?sum_squares, in double)
+    and whose gradient is added without temporaries: the estimators pay it every step."""
+    from nncore import regularizers
+
+    class _EngineL2(regularizers.L2):
+        def __init__(self, l2=0.01):
+            super().__init__(l2)
+            self._scratch = {}
+
+        def __call__(self, w):
+            return self.l2 * _core.sum_squares(w)
+
+        def add_gradient(self, w, g):
+            key = (w.shape, w.dtype.str)
+            buf = self._scratch.get(key)
+            if buf is None:
+                buf = self._scratch[key] = np.empty_like(w)
+            np.multiply(w, 2.0 * self.l2, out=buf)
+            np.add(g, buf, out=g)
+
+    return _EngineL2(l2)
+
+
 class _BaseMLP(BaseEstimator):
     """The shared fit loop: one ``Sequential.fit`` epoch per iteration, scikit-learn's
     stopping rules (tol, n_iter_no_change, early_stopping) between epochs."""
@@ -443,10 +467,10 @@ class _BaseMLP(BaseEstimator):
                                epsilon=float(self.epsilon) * self._loss_scale)
 
     def _build(self, hidden, n_in, n_out, batch, seed):
-        from nncore import Sequential, regularizers
+        from nncore import Sequential
         from nncore.layers import Dense
         l2 = float(self.alpha) * self._loss_scale / (2.0 * batch)
-        reg = regularizers.L2(l2) if l2 > 0 else None
+        reg = _engine_l2(l2) if l2 > 0 else None
         act = _SK_ACTIVATIONS[self.activation]
         layers = []
         for i, h in enumerate(hidden):
