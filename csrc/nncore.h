@@ -451,6 +451,28 @@ nc_status nc_ddropout_mask(uint64_t seed, uint64_t stream, uint64_t offset, size
  * 53-bit uniform of 64-bit draw t). */
 nc_status nc_rand_permutation(uint64_t seed, uint64_t stream, size_t n, int64_t *out);
 
+
+/* ------------------------------------------------------------------------ */
+/* Perceptron (csrc/perceptron.c)                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One epoch of Rosenblatt's perceptron rule over n samples, k perceptrons
+ * side by side (one-vs-rest). For each sample i = order[t], t = 0 .. n-1
+ * (order NULL: 0 .. n-1), and each output c:
+ *   y_hat = 1 if w[c] . x[i] + b[c] > 0 else 0
+ *   w[c] += lr * (y[i,c] - y_hat) * x[i];  b[c] += lr * (y[i,c] - y_hat)
+ * x is n x d, y is n x k (targets 0 or 1), w is k x d, b has k entries (NULL:
+ * no bias). order holds a permutation of 0 .. n-1. mistakes (may be NULL)
+ * receives the number of updates made (0: every sample was right).
+ */
+nc_status nc_sperceptron_epoch(size_t n, size_t d, size_t k, const float *x,
+                               const float *y, const int64_t *order, float lr,
+                               float *w, float *b, size_t *mistakes);
+nc_status nc_dperceptron_epoch(size_t n, size_t d, size_t k, const double *x,
+                               const double *y, const int64_t *order, double lr,
+                               double *w, double *b, size_t *mistakes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,12 +16,16 @@ Keras' names and conventions.
   (default: the CPUs this process may use, or ``NNCORE_NUM_THREADS``); results
   are bit-identical at any thread count. threadpoolctl, when installed, sees
   and limits the engine's threads as user_api "nncore".
+- :mod:`nncore.estimators` (scikit-learn style MLPClassifier, MLPRegressor,
+  Perceptron), :mod:`nncore.ensemble` (bagging, voting, stacking),
+  :mod:`nncore.diagnostics` (per-layer gradient norms).
 - :func:`show_config`: version, build, kernel level and threads.
 """
 from nncore._version import __version__
 from nncore import (activations, callbacks, data, datasets, initializers, layers, losses, metrics, ops,
                     optimizers, random, regularizers)
 from nncore import _threadpool
+from nncore import diagnostics, ensemble, estimators
 from nncore._config import show_config
 from nncore._core import get_num_threads, set_num_threads
 from nncore.io import load_model
@@ -32,4 +36,4 @@ _threadpool.register()
 
 __all__ = ["__version__", "Sequential", "load_model", "activations", "callbacks", "data", "datasets",
            "initializers", "layers", "losses", "metrics", "ops", "optimizers", "random",
-           "regularizers", "set_seed", "show_config", "get_num_threads", "set_num_threads"]
+           "regularizers", "estimators", "ensemble", "diagnostics", "set_seed", "show_config", "get_num_threads", "set_num_threads"]

@@ -217,3 +217,13 @@ cdef extern from "vmath.h" nogil:
     void nc_vsigmoid_f32(size_t n, const float *x, float *y)
     void nc_vsoftplus_f32(size_t n, const float *x, float *y)
 # ---- end vmath ----
+
+# ---- perceptron (csrc/perceptron_impl.h) ----
+cdef extern from "nncore.h" nogil:
+    nc_status nc_sperceptron_epoch(size_t n, size_t d, size_t k, const float *x,
+                                   const float *y, const int64_t *order, float lr,
+                                   float *w, float *b, size_t *mistakes)
+    nc_status nc_dperceptron_epoch(size_t n, size_t d, size_t k, const double *x,
+                                   const double *y, const int64_t *order, double lr,
+                                   double *w, double *b, size_t *mistakes)
+# ---- end perceptron ----

@@ -1514,3 +1514,64 @@ def _gemm_force_path(name):
     cdef int old = nc_gemm_path_
     nc_gemm_path_ = {"auto": 0, "packed": 1, "small": 2}[name]
     return ("auto", "packed", "small")[old]
+
+
+# Perceptron (csrc/perceptron_impl.h)
+# --------------------------------------------------------------------------
+
+def perceptron_epoch(x, y, w, b, double lr, order=None):
+    """One epoch of the perceptron rule, in place on w (k x d) and b (k,) or None.
+
+    x is (n, d), y is (n, k) with targets 0 or 1, all one float dtype; order
+    is a permutation of 0 .. n-1 (int64), or None for 0 .. n-1. Returns the
+    number of mistakes (updates) made; 0 means the epoch saw none.
+    """
+    cdef cnp.ndarray X = _real(x, "x"), Y, W = _inplace(w, "w"), B = None, O = None
+    cdef size_t n, d, k, mistakes = 0
+    cdef nc_status st
+    cdef const int64_t *po = NULL
+    _ndim(X, "x", 2)
+    n, d = X.shape[0], X.shape[1]
+    Y = _real(y, "y")
+    _same_dtype(X, "x", Y, "y")
+    _same_dtype(X, "x", W, "w")
+    _ndim(Y, "y", 2)
+    if Y.shape[0] != <Py_ssize_t>n:
+        raise ValueError(f"x has {n} samples but y has {Y.shape[0]}")
+    k = Y.shape[1]
+    if _shape(W) != (k, d):
+        raise ValueError(f"w has shape {_shape(W)}; for x {_shape(X)} and y {_shape(Y)} "
+                         f"it must be {(k, d)}")
+    if not np.all((Y == 0) | (Y == 1)):
+        raise ValueError("y must hold perceptron targets 0 or 1")
+    if not np.isfinite(lr) or lr <= 0:
+        raise ValueError(f"the learning rate must be a finite number > 0, got {lr}")
+    if b is not None:
+        B = _inplace(b, "b")
+        _same_dtype(X, "x", B, "b")
+        if _shape(B) != (k,):
+            raise ValueError(f"b has shape {_shape(B)}; it must be {(k,)}")
+        _no_overlap(B, "b", W, "w")
+    _no_overlap(W, "w", X, "x")
+    _no_overlap(W, "w", Y, "y")
+    if order is not None:
+        O = np.ascontiguousarray(order, dtype=np.int64)
+        if _shape(O) != (n,) or not np.array_equal(np.sort(O), np.arange(n)):
+            raise ValueError(f"order must be a permutation of 0 .. {n - 1}")
+        po = <const int64_t *>cnp.PyArray_DATA(O)
+    if cnp.PyArray_TYPE(X) == F32:
+        with nogil:
+            st = nc_sperceptron_epoch(n, d, k, <const float *>cnp.PyArray_DATA(X),
+                                      <const float *>cnp.PyArray_DATA(Y), po, <float>lr,
+                                      <float *>cnp.PyArray_DATA(W),
+                                      NULL if B is None else <float *>cnp.PyArray_DATA(B),
+                                      &mistakes)
+    else:
+        with nogil:
+            st = nc_dperceptron_epoch(n, d, k, <const double *>cnp.PyArray_DATA(X),
+                                      <const double *>cnp.PyArray_DATA(Y), po, lr,
+                                      <double *>cnp.PyArray_DATA(W),
+                                      NULL if B is None else <double *>cnp.PyArray_DATA(B),
+                                      &mistakes)
+    _check_status(st)
+    return mistakes

@@ -1,0 +1,138 @@
+"""The course's digits16 network, nncore beside PyTorch and scikit-learn.
+
+Cases, float32 (sklearn: float64, its only choice for MLPs), one thread each
+(scikit-learn's BLAS limited through threadpoolctl):
+- "digits16 epoch": MLP 256-256-10 (ReLU, softmax cross-entropy), Adam 1e-3,
+  batch 64, one shuffled epoch over the 60,000 training images: nncore's
+  Sequential.fit beside the same loop in PyTorch (index shuffle, Linear/ReLU,
+  cross_entropy, Adam(fused=True)).
+- "digits16 estimator epoch": the same network through MLPClassifier
+  (max_iter=1, alpha=1e-4, the same batch and rate) beside scikit-learn's
+  MLPClassifier.
+extra_info holds the test accuracy after the timed epochs. Targets (issue:
+the course end to end): 10 epochs >= 97% test accuracy, >= 3.5x PyTorch's
+speed; the estimator >= 10x scikit-learn's at equal accuracy.
+BENCH_QUICK=1 uses 2,000 images and one round (CI checks it runs).
+"""
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import nncore
+from nncore.layers import Dense
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+N_TRAIN = 2000 if QUICK else 60000
+ROUNDS = 1 if QUICK else 3
+HIDDEN, BATCH, LR = 256, 64, 1e-3
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = nncore.get_num_threads()
+    nncore.set_num_threads(1)
+    try:
+        import torch
+        t_before = torch.get_num_threads()
+        torch.set_num_threads(1)
+    except ImportError:
+        torch = None
+    yield
+    nncore.set_num_threads(before)
+    if torch is not None:
+        torch.set_num_threads(t_before)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    (x, y), (xt, yt) = nncore.datasets.load_digits16()
+    x = x[:N_TRAIN].reshape(N_TRAIN, -1).astype(np.float32)
+    xt = xt.reshape(len(xt), -1).astype(np.float32)
+    return x, y[:N_TRAIN].astype(np.int64), xt, yt.astype(np.int64)
+
+
+def _epoch_group():
+    return f"digits16 epoch: MLP 256-{HIDDEN}-10 ReLU, Adam {LR}, batch {BATCH}, {N_TRAIN} images"
+
+
+def test_digits_epoch_nncore(benchmark, digits):
+    x, y, xt, yt = digits
+    model = nncore.Sequential([Dense(HIDDEN, activation="relu", input_dim=256),
+                               Dense(10, activation="softmax")], seed=0)
+    model.compile(optimizer=nncore.optimizers.Adam(LR), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    epoch = [0]
+
+    def one_epoch():
+        model.fit(x, y, batch_size=BATCH, epochs=epoch[0] + 1, initial_epoch=epoch[0],
+                  verbose=0)
+        epoch[0] += 1
+
+    benchmark.group = _epoch_group()
+    benchmark.extra_info["impl"] = "nncore"
+    benchmark.pedantic(one_epoch, rounds=ROUNDS, iterations=1)
+    benchmark.extra_info["epochs"] = epoch[0]
+    benchmark.extra_info["test_accuracy"] = float(model.evaluate(xt, yt, batch_size=1000)[1])
+
+
+def test_digits_epoch_torch(benchmark, digits):
+    torch = pytest.importorskip("torch")
+    x, y, xt, yt = digits
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(256, HIDDEN), torch.nn.ReLU(),
+                              torch.nn.Linear(HIDDEN, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=LR, fused=True)
+    xs, ys = torch.from_numpy(x), torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(0)
+
+    def one_epoch():
+        order = torch.randperm(len(xs), generator=gen)
+        for start in range(0, len(xs), BATCH):
+            idx = order[start:start + BATCH]
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(net(xs[idx]), ys[idx])
+            loss.backward()
+            opt.step()
+
+    benchmark.group = _epoch_group()
+    benchmark.extra_info["impl"] = "torch"
+    benchmark.pedantic(one_epoch, rounds=ROUNDS, iterations=1)
+    with torch.no_grad():
+        acc = (net(torch.from_numpy(xt)).argmax(1).numpy() == yt).mean()
+    benchmark.extra_info["test_accuracy"] = float(acc)
+
+
+def _estimator_kw():
+    return dict(hidden_layer_sizes=(HIDDEN,), activation="relu", solver="adam", alpha=1e-4,
+                batch_size=BATCH, learning_rate_init=LR, max_iter=1, random_state=0,
+                warm_start=True)
+
+
+def _bench_estimator(benchmark, est, impl, digits):
+    x, y, xt, yt = digits
+    benchmark.group = (f"digits16 estimator epoch: MLPClassifier(({HIDDEN},)), adam, batch "
+                       f"{BATCH}, {N_TRAIN} images")
+    benchmark.extra_info["impl"] = impl
+
+    def one_epoch():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # max_iter=1: "not converged" every epoch
+            est.fit(x, y)
+
+    benchmark.pedantic(one_epoch, rounds=ROUNDS, iterations=1)
+    benchmark.extra_info["epochs"] = int(est.n_iter_) if impl == "nncore" else ROUNDS
+    benchmark.extra_info["test_accuracy"] = float(est.score(xt, yt))
+
+
+def test_digits_estimator_nncore(benchmark, digits):
+    from nncore.estimators import MLPClassifier
+    _bench_estimator(benchmark, MLPClassifier(**_estimator_kw()), "nncore", digits)
+
+
+def test_digits_estimator_sklearn(benchmark, digits):
+    nn = pytest.importorskip("sklearn.neural_network")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1):  # its BLAS on one thread, as the others
+        _bench_estimator(benchmark, nn.MLPClassifier(**_estimator_kw()), "sklearn", digits)
