@@ -195,10 +195,12 @@ class Sequential:
 
     def get_flat_weights(self) -> np.ndarray:
         """Every parameter and state value, as one flat copy (with alignment padding)."""
+        self._ensure_built()
         return np.concatenate([self._params, self._states])
 
     def set_flat_weights(self, flat: np.ndarray) -> None:
         """Restore what ``get_flat_weights`` returned."""
+        self._ensure_built()
         n = self._params.size
         if flat.shape != (n + self._states.size,):
             raise ValueError(f"flat weights of shape {flat.shape} do not fit this model "

@@ -42,8 +42,11 @@ class _ArrayBatches:
         self._xbuf = np.empty((min(batch_size, self.n),) + x.shape[1:], x.dtype)
         self._ybuf = np.empty((min(batch_size, self.n),) + y.shape[1:], y.dtype)
 
-    def epoch(self, epoch: int):
-        order = (random.permutation(self.n, seed=self.seed, stream=epoch)
+    def epoch(self, epoch: int, stream: int):
+        # keyed by the number of updates done so far, not the epoch number, so
+        # that repeated fit(epochs=1) calls see new orders while a resumed run
+        # (whose optimizer state carries that number) sees the same ones
+        order = (random.permutation(self.n, seed=self.seed, stream=stream)
                  if self.shuffle else None)
         for start in range(0, self.n, self.batch_size):
             stop = min(start + self.batch_size, self.n)
@@ -88,7 +91,7 @@ class _IterableBatches:
         xb = self.model._as_x(batch[0])
         return xb, self.model._as_y(batch[1], len(xb))
 
-    def epoch(self, epoch: int):
+    def epoch(self, epoch: int, stream: int):
         drawn = 0
         if self.steps is None:
             for batch in self.source:
@@ -222,7 +225,7 @@ def _train_loop(model, cbs, batches, val, eval_batch, epochs, initial_epoch, los
         for m in model.metrics:
             m.reset_state()
         logs = {}
-        for step, (xb, yb) in enumerate(batches.epoch(epoch)):
+        for step, (xb, yb) in enumerate(batches.epoch(epoch, model.optimizer.iterations)):
             model._where = f"epoch {epoch + 1}, batch {step + 1}"
             cbs.on_train_batch_begin(step)
             batch_logs = model._train_step(xb, yb)

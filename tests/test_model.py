@@ -512,3 +512,26 @@ def test_training_plan_equals_layer_by_layer_bit_for_bit(out_act, loss):
         assert (model._train_plan is None) == layer_path
         runs.append(model.get_flat_weights())
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_repeated_fit_calls_shuffle_anew(monkeypatch):
+    from nncore import training
+    x, y = _blobs(64)
+    streams = []
+    real = training.random.permutation
+
+    def spy(n, seed=None, stream=None):
+        streams.append(stream)
+        return real(n, seed=seed, stream=stream)
+
+    monkeypatch.setattr(training.random, "permutation", spy)
+    model = _mlp(seed=8)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert streams == [0, 4]  # keyed by the updates done, so the second call reshuffles
+    # (resumed runs stay exact: test_save_load_round_trip_and_resume_bit_for_bit)
+
+
+def test_flat_weights_of_an_unbuilt_model_build_it():
+    assert np.isfinite(nncore.Sequential([Dense(2, input_dim=1)]).get_flat_weights()).all()
