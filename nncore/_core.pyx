@@ -1144,10 +1144,28 @@ cdef class Plan:
                 self.steps64[i].act = <nc_act>act
                 self.steps64[i].param = param
         self.n_out = width
+        self.sample_shape = (self.n_in,)
 
     def __dealloc__(self):
         PyMem_Free(self.steps32)
         PyMem_Free(self.steps64)
+
+    cdef public tuple sample_shape  # one sample's shape, for run_one (default (n_in,))
+
+    def run_one(self, x, out=None):
+        """The output (n_out,) for ONE sample of shape ``sample_shape``; the fastest path."""
+        cdef cnp.ndarray X
+        if not (cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == self.typenum
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+                and cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray>x)):
+            x = _real(x, "x")
+            if cnp.PyArray_TYPE(<cnp.ndarray>x) != self.typenum:
+                x = x.astype(np.float32 if self.typenum == F32 else np.float64)
+        X = <cnp.ndarray>x
+        if _shape(X) != self.sample_shape:
+            raise ValueError(f"x has shape {_shape(X)}; one sample of this model has shape "
+                             f"{self.sample_shape}")
+        return self.run(X.reshape(self.n_in) if cnp.PyArray_NDIM(X) != 1 else X, out)
 
     def run(self, x, out=None):
         """Outputs for x: one sample (n_in,) gives (n_out,); a batch (m, n_in) gives (m, n_out)."""

@@ -442,15 +442,17 @@ class Sequential:
         beyond the result (none with ``out=``), and it is safe to call from
         several threads at once. Other models take the layer-by-layer path.
         """
-        self._ensure_built()
-        plan = self._inference_plan()
+        plan = self._plan
         if plan is None:
-            return self.predict_on_batch(np.asarray(x)[None])[0]
-        x = np.asarray(x)
-        if x.shape != self.input_shape:
-            raise ValueError(f"x has shape {x.shape}; one sample of this model has shape "
-                             f"{self.input_shape}")
-        return plan.run(x.reshape(-1), out)
+            self._ensure_built()
+            plan = self._inference_plan()
+            if plan is None:
+                x = np.asarray(x)
+                if x.shape != self.input_shape:
+                    raise ValueError(f"x has shape {x.shape}; one sample of this model has "
+                                     f"shape {self.input_shape}")
+                return self.predict_on_batch(x[None])[0]
+        return plan.run_one(x, out)
 
     def _plan_steps(self, training: bool):
         """The layers as engine plan steps and, per step, its gradient arrays;
@@ -482,6 +484,7 @@ class Sequential:
                 self._plan_unsupported = True
             else:
                 self._plan = _core.Plan(found[0], self.dtype)
+                self._plan.sample_shape = self.input_shape
         return self._plan
 
     def _training_plan(self):
