@@ -291,6 +291,19 @@ nc_status nc_dplan_train_step(size_t n_steps, const nc_plan_step_f64 *steps, siz
                               double *const *grad_b, double *work, double *total);
 
 /* ------------------------------------------------------------------------ */
+/* Weight penalties                                                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * L1/L2 penalty of n weights, in one pass: *penalty = l1 sum|w| + l2 sum w^2
+ * (accumulated in double) and, when g is not NULL, g += l1 sign(w) + 2 l2 w.
+ */
+nc_status nc_spenalty(size_t n, const float *w, float *g, double l1, double l2,
+                      double *penalty);
+nc_status nc_dpenalty(size_t n, const double *w, double *g, double l1, double l2,
+                      double *penalty);
+
+/* ------------------------------------------------------------------------ */
 /* Metrics                                                                   */
 /* ------------------------------------------------------------------------ */
 

@@ -227,3 +227,10 @@ cdef extern from "nncore.h" nogil:
                                    const double *y, const int64_t *order, double lr,
                                    double *w, double *b, size_t *mistakes)
 # ---- end perceptron ----
+
+# ---- weight penalties (csrc/penalty_impl.h)
+cdef extern from "nncore.h" nogil:
+    nc_status nc_spenalty(size_t n, const float *w, float *g, double l1, double l2,
+                          double *penalty)
+    nc_status nc_dpenalty(size_t n, const double *w, double *g, double l1, double l2,
+                          double *penalty)

@@ -1217,6 +1217,30 @@ cdef class Plan:
         return Y
 
 
+def penalty(w, g, double l1, double l2):
+    """l1 * sum|w| + l2 * sum(w^2), and (g not None) g += its gradient, in one pass."""
+    cdef cnp.ndarray W = _real(w, "w"), G = None
+    cdef double total = 0
+    cdef void *gp = NULL
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(W)
+    if not (isfinite(l1) and isfinite(l2) and l1 >= 0 and l2 >= 0):
+        raise ValueError(f"l1 and l2 must be finite and >= 0, got {l1}, {l2}")
+    if g is not None:
+        G = _inplace(g, "g")
+        _same_dtype(W, "w", G, "g")
+        if cnp.PyArray_SIZE(G) != n:
+            raise ValueError(f"g has {cnp.PyArray_SIZE(G)} elements but w has {n}")
+        _no_overlap(G, "g", W, "w")
+        gp = cnp.PyArray_DATA(G)
+    if cnp.PyArray_TYPE(W) == F32:
+        with nogil:
+            nc_spenalty(n, <const float *>cnp.PyArray_DATA(W), <float *>gp, l1, l2, &total)
+    else:
+        with nogil:
+            nc_dpenalty(n, <const double *>cnp.PyArray_DATA(W), <double *>gp, l1, l2, &total)
+    return total
+
+
 cdef class TrainPlan(Plan):
     """A Dense/Activation stack's training step (forward, fused loss, backward)
     in one engine call, writing gradients into the given arrays.

@@ -131,6 +131,7 @@ class Sequential:
             layer.bind(*views.get(id(layer), ({}, {})))
         self._param_specs = list(zip(owners, specs))
         self._compute = [layer for layer in self.layers if not isinstance(layer, Input)]
+        self._regularized_layers = [layer for layer in self.layers if layer._regularized]
         self._rng_layers = [layer for layer in self.layers if layer.uses_rng]
         compute = self._compute_layers
         for i, layer in enumerate(compute):
@@ -342,11 +343,8 @@ class Sequential:
 
     def _finish_step(self, loss: float, y, out: np.ndarray) -> Dict[str, float]:
         """Regularizers, the optimizer's update and the batch's logs (lock held)."""
-        reg = self._regularization()
-        if reg:
-            loss += reg
-            for layer in self.layers:
-                layer.add_regularization_grads()
+        for layer in self._regularized_layers:
+            loss += layer.apply_regularizers()
         self.optimizer.apply(self._params, self._grads)
         return self._batch_logs(loss, y, out)
 

@@ -10,6 +10,7 @@ from typing import Union
 
 import numpy as np
 
+from nncore import _core
 from nncore._configurable import Configurable
 
 
@@ -21,6 +22,11 @@ class Regularizer(Configurable):
 
     def add_gradient(self, w: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
+
+    def apply(self, w: np.ndarray, g: np.ndarray) -> float:
+        """The penalty, with its gradient added to g."""
+        self.add_gradient(w, g)
+        return self(w)
 
 
 
@@ -34,18 +40,14 @@ class L1L2(Regularizer):
         self.l1, self.l2 = float(l1), float(l2)
 
     def __call__(self, w: np.ndarray) -> float:
-        total = 0.0
-        if self.l1:
-            total += self.l1 * float(np.abs(w).sum(dtype=np.float64))
-        if self.l2:
-            total += self.l2 * float(np.square(w).sum(dtype=np.float64))
-        return total
+        return _core.penalty(w, None, self.l1, self.l2)
 
     def add_gradient(self, w: np.ndarray, g: np.ndarray) -> None:
-        if self.l1:
-            g += self.l1 * np.sign(w)
-        if self.l2:
-            g += (2.0 * self.l2) * w
+        _core.penalty(w, g, self.l1, self.l2)
+
+    def apply(self, w: np.ndarray, g: np.ndarray) -> float:
+        """The penalty, with its gradient added to g: one engine pass."""
+        return _core.penalty(w, g, self.l1, self.l2)
 
     def get_config(self) -> dict:
         return {"l1": self.l1, "l2": self.l2}

@@ -105,3 +105,20 @@ def test_model_with_dropout_and_batchnorm_trains_and_resumes_exactly(tmp_path):
     resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=16, verbose=0)
     np.testing.assert_array_equal(resumed.get_flat_weights(), straight.get_flat_weights())
     assert [w.shape for w in straight.get_weights()][2:6] == [(16,)] * 4  # gamma, beta, moving
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("l1,l2", [(0.0, 0.01), (0.02, 0.0), (0.03, 0.5)])
+def test_regularizer_penalty_and_gradient_match_numpy(dtype, l1, l2):
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(7, 5)).astype(dtype)
+    w[0, 0] = 0.0
+    g = rng.normal(size=(7, 5)).astype(dtype)
+    reg = nncore.regularizers.L1L2(l1=l1, l2=l2)
+    want = l1 * np.abs(w.astype(np.float64)).sum() + l2 * np.square(w.astype(np.float64)).sum()
+    assert reg(w) == pytest.approx(want, rel=1e-12)
+    expect_g = g + l1 * np.sign(w) + 2 * l2 * w
+    assert reg.apply(w, g) == pytest.approx(want, rel=1e-12)
+    np.testing.assert_allclose(g, expect_g, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    with pytest.raises(ValueError, match="l1"):
+        nncore.regularizers.L1L2(l1=-1)

@@ -205,9 +205,18 @@ class Layer:
 
     def add_regularization_grads(self) -> None:
         """Add the regularizers' gradients to ``grads``."""
-        for spec in self.param_specs:
-            if spec.regularizer is not None:
-                spec.regularizer.add_gradient(self.params[spec.name], self.grads[spec.name])
+        self.apply_regularizers()
+
+    def apply_regularizers(self) -> float:
+        """Add the regularizers' gradients to ``grads`` and return their penalty."""
+        total = 0.0
+        for spec in self._regularized:
+            total += spec.regularizer.apply(self.params[spec.name], self.grads[spec.name])
+        return total
+
+    @property
+    def _regularized(self):
+        return [spec for spec in self.param_specs if spec.regularizer is not None]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} output_shape={self.output_shape}>"

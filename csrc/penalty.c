@@ -1,0 +1,12 @@
+/* penalty.c -- instantiates penalty_impl.h for float (nc_s...) and double (nc_d...). */
+#include "internal.h"
+
+#define NC_REAL_BITS 32
+#include "real.h"
+#include "penalty_impl.h"
+#undef NC_REAL_BITS
+
+#define NC_REAL_BITS 64
+#include "real.h"
+#include "penalty_impl.h"
+#undef NC_REAL_BITS
