@@ -352,27 +352,9 @@ _SK_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", 
 
 
 def _engine_l2(l2):
-    """A Keras L2 regularizer whose penalty the engine sums (nc_?sum_squares, in double)
-    and whose gradient is added without temporaries: the estimators pay it every step."""
+    """Keras' L2 regularizer (its penalty and gradient run in the engine, one pass)."""
     from nncore import regularizers
-
-    class _EngineL2(regularizers.L2):
-        def __init__(self, l2=0.01):
-            super().__init__(l2)
-            self._scratch = {}
-
-        def __call__(self, w):
-            return self.l2 * _core.sum_squares(w)
-
-        def add_gradient(self, w, g):
-            key = (w.shape, w.dtype.str)
-            buf = self._scratch.get(key)
-            if buf is None:
-                buf = self._scratch[key] = np.empty_like(w)
-            np.multiply(w, 2.0 * self.l2, out=buf)
-            np.add(g, buf, out=g)
-
-    return _EngineL2(l2)
+    return regularizers.L2(l2)
 
 
 class _BaseMLP(BaseEstimator):
