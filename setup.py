@@ -52,7 +52,14 @@ class BuildEngineExt(build_ext):
 
     def build_extension(self, ext):
         msvc = self.compiler.compiler_type == "msvc"
-        base = ["/O2"] if msvc else ["-std=c99", "-O3", "-fno-math-errno", "-Wall"]
+        # -ffp-contract=off: GCC in ISO mode never fuses a*b+c into an FMA,
+        # but Clang does by default, which would make the -mfma builds of
+        # optim_impl.h differ in the last bit from the portable loops (the
+        # tests hold every level to the same bits). /std:c11: MSVC's legacy C
+        # mode has no `restrict` keyword (optim_impl.h uses it); VS 2022 does
+        # not contract without /fp:contract.
+        base = (["/O2", "/std:c11"] if msvc else
+                ["-std=c99", "-O3", "-fno-math-errno", "-ffp-contract=off", "-Wall"])
         objects = []
         for isa, sources in engine_sources().items():
             flags = list(base)
