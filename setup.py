@@ -17,7 +17,28 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ENGINE_DIR = "csrc"
-IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+def target_machine():
+    """The architecture the wheel is built FOR, which is not always the one
+    this interpreter runs on: cibuildwheel cross-compiles macOS wheels (it
+    sets _PYTHON_HOST_PLATFORM and ARCHFLAGS) and Windows ARM64 ones (the
+    MSVC environment sets VSCMD_ARG_TGT_ARCH). Compiling another
+    architecture's kernels would fail, or worse, leave a level out."""
+    host = os.environ.get("_PYTHON_HOST_PLATFORM", "").rsplit("-", 1)[-1].lower()
+    archs = os.environ.get("ARCHFLAGS", "").split()[1::2]
+    if host == "universal2" or len(set(archs)) > 1:
+        raise SystemExit("nncore: one architecture per wheel (no universal2): "
+                         "each has its own kernels, chosen at build time")
+    if host:
+        return host
+    if archs:
+        return archs[0].lower()
+    return (os.environ.get("VSCMD_ARG_TGT_ARCH") or platform.machine()).lower()
+
+
+MACHINE = target_machine()
+IS_X86 = MACHINE in ("x86_64", "amd64", "x64", "i686", "x86")
 
 # Flags per instruction-set suffix: (GCC/Clang, MSVC). A suffix missing for
 # this architecture means its files are not compiled at all.
@@ -30,7 +51,7 @@ ISA_FLAGS = {
 if not IS_X86:
     ISA_FLAGS.pop("avx2")
     ISA_FLAGS.pop("avx512")
-if platform.machine().lower() not in ("aarch64", "arm64"):
+if MACHINE not in ("aarch64", "arm64"):
     ISA_FLAGS.pop("neon")
 
 
