@@ -93,7 +93,24 @@ class BuildEngineExt(build_ext):
         ext.extra_objects = objects + list(ext.extra_objects or [])
         if not msvc:  # the engine's thread pool (csrc/threads.c) uses pthreads
             ext.extra_link_args = list(ext.extra_link_args or []) + ["-pthread"]
+            self._portable_link(ext)
         super().build_extension(ext)
+
+    def _portable_link(self, ext):
+        """Keep the build machine out of the module (tools/check_wheel.sh checks).
+
+        Some interpreters (pyenv's, built with --enable-shared) put
+        -Wl,-rpath,<their lib dir> in LDSHARED: an extension module needs no
+        libpython path (the interpreter has it loaded), and a RUNPATH to the
+        build host would ship in the wheel. Debug information (Python's CFLAGS
+        carry -g) holds the build directories and triples the module's size:
+        the linker leaves it out (-S, for GNU ld, lld and Apple's ld alike)
+        unless NNCORE_DEBUG=1 asks to keep it, for a debugger.
+        """
+        ld = self.compiler.linker_so
+        self.compiler.linker_so = [a for a in ld if not a.startswith("-Wl,-rpath")]
+        if os.environ.get("NNCORE_DEBUG", "") not in ("1", "true", "yes"):
+            ext.extra_link_args = list(ext.extra_link_args) + ["-Wl,-S"]
 
 
 extensions = [
