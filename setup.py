@@ -5,7 +5,9 @@ sources, so that each can have its own flags: plain C99 for the portable
 engine, and, per instruction set, the flags for that set only (files named
 *_avx2.c, *_avx512.c, *_neon.c). The best kernels are chosen at run time, so
 one wheel runs on every CPU of its architecture; nothing is built with
--march=native.
+-march=native. No OpenMP either: the engine has its own thread pool
+(csrc/threads.c, pthreads or Win32), so no OpenMP runtime can clash with
+another package's in the same process.
 """
 import glob
 import os

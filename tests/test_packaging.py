@@ -159,6 +159,38 @@ def test_no_march_native_anywhere_in_the_build():
         assert not [ln for ln in code if "march=native" in ln], parts
 
 
+def _setup_isa_flags() -> dict:
+    tree = ast.parse(read("setup.py"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["ISA_FLAGS"]:
+            return ast.literal_eval(node.value)
+    raise AssertionError("setup.py has no ISA_FLAGS")
+
+
+def test_each_isa_file_has_flags_for_gcc_clang_and_msvc():
+    flags = _setup_isa_flags()
+    assert flags["avx2"] == (["-mavx2", "-mfma"], ["/arch:AVX2"])
+    assert flags["avx512"][1] == ["/arch:AVX512"]
+    assert {"-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"} == set(flags["avx512"][0])
+    assert flags["neon"] == ([], [])  # Advanced SIMD is baseline on AArch64, MSVC ARM64 too
+    suffixes = {os.path.splitext(f)[0].rsplit("_", 1)[-1]
+                for f in os.listdir(source_file("csrc")) if f.endswith(".c") and "_" in f}
+    assert {"avx2", "avx512", "neon"} & suffixes <= set(flags)
+
+
+def test_no_openmp_runtime():
+    """The engine has its own thread pool (csrc/threads.c), so it brings no
+    OpenMP runtime that could clash with NumPy's, torch's or another
+    package's libgomp/libomp/libiomp in one process."""
+    csrc = source_file("csrc")
+    for name in os.listdir(csrc):
+        if name.endswith((".c", ".h")):
+            with open(os.path.join(csrc, name), encoding="utf-8") as f:
+                text = f.read()
+            assert "#pragma omp" not in text and "omp.h" not in text, name
+    assert not re.search(r"[-/]f?openmp", read("setup.py"), re.I)  # -fopenmp, /openmp
+
+
 # --------------------------------------------------------------------------
 # Workflows
 # --------------------------------------------------------------------------

@@ -128,6 +128,9 @@ if readelf -d "$SO" | grep -E 'RPATH|RUNPATH'; then fail "the module has a RUNPA
 HOSTPATHS="$REPO|$WORK|/tmp/build-|$HOME|$(dirname "$(dirname "$(readlink -f "$(command -v "$PYTHON")")")")"
 if strings "$SO" | grep -E "$HOSTPATHS"; then fail "the module holds paths of this machine"; fi
 readelf -S "$SO" | grep -q '\.debug_' && fail "the module carries debug information"
+NEEDED=$(readelf -d "$SO" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+echo "the module needs: $NEEDED(no OpenMP runtime: the engine has its own thread pool)"
+case "$NEEDED" in *omp*) fail "the module links an OpenMP runtime" ;; esac
 echo "wheel: no .c/.h/.pyx/.pxd, no RUNPATH, no debug info, no path of this machine"
 
 # --------------------------------------------------------------------------
