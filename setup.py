@@ -5,7 +5,9 @@ sources, so that each can have its own flags: plain C99 for the portable
 engine, and, per instruction set, the flags for that set only (files named
 *_avx2.c, *_avx512.c, *_neon.c). The best kernels are chosen at run time, so
 one wheel runs on every CPU of its architecture; nothing is built with
--march=native.
+-march=native. No OpenMP either: the engine has its own thread pool
+(csrc/threads.c, pthreads or Win32), so no OpenMP runtime can clash with
+another package's in the same process.
 """
 import glob
 import os
@@ -17,7 +19,28 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ENGINE_DIR = "csrc"
-IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+def target_machine():
+    """The architecture the wheel is built FOR, which is not always the one
+    this interpreter runs on: cibuildwheel cross-compiles macOS wheels (it
+    sets _PYTHON_HOST_PLATFORM and ARCHFLAGS) and Windows ARM64 ones (the
+    MSVC environment sets VSCMD_ARG_TGT_ARCH). Compiling another
+    architecture's kernels would fail, or worse, leave a level out."""
+    host = os.environ.get("_PYTHON_HOST_PLATFORM", "").rsplit("-", 1)[-1].lower()
+    archs = os.environ.get("ARCHFLAGS", "").split()[1::2]
+    if host == "universal2" or len(set(archs)) > 1:
+        raise SystemExit("nncore: one architecture per wheel (no universal2): "
+                         "each has its own kernels, chosen at build time")
+    if host:
+        return host
+    if archs:
+        return archs[0].lower()
+    return (os.environ.get("VSCMD_ARG_TGT_ARCH") or platform.machine()).lower()
+
+
+MACHINE = target_machine()
+IS_X86 = MACHINE in ("x86_64", "amd64", "x64", "i686", "x86")
 
 # Flags per instruction-set suffix: (GCC/Clang, MSVC). A suffix missing for
 # this architecture means its files are not compiled at all.
@@ -30,7 +53,7 @@ ISA_FLAGS = {
 if not IS_X86:
     ISA_FLAGS.pop("avx2")
     ISA_FLAGS.pop("avx512")
-if platform.machine().lower() not in ("aarch64", "arm64"):
+if MACHINE not in ("aarch64", "arm64"):
     ISA_FLAGS.pop("neon")
 
 
@@ -52,7 +75,14 @@ class BuildEngineExt(build_ext):
 
     def build_extension(self, ext):
         msvc = self.compiler.compiler_type == "msvc"
-        base = ["/O2"] if msvc else ["-std=c99", "-O3", "-fno-math-errno", "-Wall"]
+        # -ffp-contract=off: GCC in ISO mode never fuses a*b+c into an FMA,
+        # but Clang does by default, which would make the -mfma builds of
+        # optim_impl.h differ in the last bit from the portable loops (the
+        # tests hold every level to the same bits). /std:c11: MSVC's legacy C
+        # mode has no `restrict` keyword (optim_impl.h uses it); VS 2022 does
+        # not contract without /fp:contract.
+        base = (["/O2", "/std:c11"] if msvc else
+                ["-std=c99", "-O3", "-fno-math-errno", "-ffp-contract=off", "-Wall"])
         objects = []
         for isa, sources in engine_sources().items():
             flags = list(base)
@@ -65,7 +95,24 @@ class BuildEngineExt(build_ext):
         ext.extra_objects = objects + list(ext.extra_objects or [])
         if not msvc:  # the engine's thread pool (csrc/threads.c) uses pthreads
             ext.extra_link_args = list(ext.extra_link_args or []) + ["-pthread"]
+            self._portable_link(ext)
         super().build_extension(ext)
+
+    def _portable_link(self, ext):
+        """Keep the build machine out of the module (tools/check_wheel.sh checks).
+
+        Some interpreters (pyenv's, built with --enable-shared) put
+        -Wl,-rpath,<their lib dir> in LDSHARED: an extension module needs no
+        libpython path (the interpreter has it loaded), and a RUNPATH to the
+        build host would ship in the wheel. Debug information (Python's CFLAGS
+        carry -g) holds the build directories and triples the module's size:
+        the linker leaves it out (-S, for GNU ld, lld and Apple's ld alike)
+        unless NNCORE_DEBUG=1 asks to keep it, for a debugger.
+        """
+        ld = self.compiler.linker_so
+        self.compiler.linker_so = [a for a in ld if not a.startswith("-Wl,-rpath")]
+        if os.environ.get("NNCORE_DEBUG", "") not in ("1", "true", "yes"):
+            ext.extra_link_args = list(ext.extra_link_args) + ["-Wl,-S"]
 
 
 extensions = [
