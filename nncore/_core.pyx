@@ -41,7 +41,7 @@ def engine_version():
 
 def engine_compiler():
     """The compiler that built the C engine."""
-    return nc_compiler().decode("ascii", "replace")
+    return nc_compiler().decode("ascii", "replace").strip()  # (clang's version ends in a space)
 
 
 # --------------------------------------------------------------------------
