@@ -1594,6 +1594,7 @@ def pool2d_forward(str mode, x, pool_size, strides=None, str padding="valid", ou
     cdef nc_status st = NC_OK
     cdef int t = cnp.PyArray_TYPE(X)
     cdef int32_t *ap = NULL
+    cdef bint is_max = mode == "max"
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     _pool_geom(_shape(X), pool_size, strides, padding, &g)
@@ -1605,7 +1606,7 @@ def pool2d_forward(str mode, x, pool_size, strides=None, str padding="valid", ou
         _no_overlap(A, "argmax", Y, "out")
         ap = <int32_t *>cnp.PyArray_DATA(A)
     with nogil:
-        if mode == "max":
+        if is_max:
             if t == F32:
                 st = nc_smaxpool2d_forward(&g, <const float *>cnp.PyArray_DATA(X),
                                            <float *>cnp.PyArray_DATA(Y), ap)
@@ -1631,6 +1632,7 @@ def pool2d_backward(str mode, x_shape, dy, pool_size, strides=None, str padding=
     cdef nc_status st = NC_OK
     cdef int t = cnp.PyArray_TYPE(DY)
     cdef const int32_t *ap = NULL
+    cdef bint is_max = mode == "max"
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     x_shape = tuple(int(d) for d in x_shape)
@@ -1650,7 +1652,7 @@ def pool2d_backward(str mode, x_shape, dy, pool_size, strides=None, str padding=
         _no_overlap(DX, "out", A, "argmax")
         ap = <const int32_t *>cnp.PyArray_DATA(A)
     with nogil:
-        if mode == "max":
+        if is_max:
             if t == F32:
                 st = nc_smaxpool2d_backward(&g, ap, <const float *>cnp.PyArray_DATA(DY),
                                             <float *>cnp.PyArray_DATA(DX))
