@@ -35,7 +35,9 @@ def test_lenet5_learns_digits16_quickly():
     assert acc > 0.6  # chance is 0.1; about 0.75 after these 96 steps
     shapes = [layer.output_shape for layer in model.layers if hasattr(layer, "filters")]
     assert shapes == [(16, 16, 6), (8, 8, 16)]
-    assert [layer.output_shape for layer in lenet.lenet5((28, 28, 1)).layers
+    mnist = lenet.lenet5((28, 28, 1))
+    mnist.build()
+    assert [layer.output_shape for layer in mnist.layers
             if hasattr(layer, "filters")] == [(28, 28, 6), (10, 10, 16)]
 
 
