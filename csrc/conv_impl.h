@@ -18,18 +18,32 @@
 static void NC_TAG(conv_im2col_pixel)(const nc_conv2d_geom *g, const real *xs,
                                       size_t oy, size_t ox, real *row)
 {
-    size_t ky, kx, c = g->c;
-    for (ky = 0; ky < g->kh; ky++) {
+    size_t ky, kx, i, c = g->c, span = g->kw * c;
+    ptrdiff_t ix0 = (ptrdiff_t)(ox * g->stride_w) - (ptrdiff_t)g->pad_left;
+    /* with dilation 1 and the window inside the row, a kernel row is kw * c
+     * contiguous inputs: one copy instead of kw */
+    int whole = g->dil_w == 1 && ix0 >= 0 && ix0 + (ptrdiff_t)g->kw <= (ptrdiff_t)g->w;
+    for (ky = 0; ky < g->kh; ky++, row += span) {
         /* iy = oy*sh + ky*dh - pad_top, in signed arithmetic */
         ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_h + ky * g->dil_h) - (ptrdiff_t)g->pad_top;
-        for (kx = 0; kx < g->kw; kx++, row += c) {
-            ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_w + kx * g->dil_w) - (ptrdiff_t)g->pad_left;
-            size_t i;
-            if (iy < 0 || iy >= (ptrdiff_t)g->h || ix < 0 || ix >= (ptrdiff_t)g->w) {
-                for (i = 0; i < c; i++) row[i] = 0;
+        const real *src;
+        if (iy < 0 || iy >= (ptrdiff_t)g->h) {
+            for (i = 0; i < span; i++) row[i] = 0;
+            continue;
+        }
+        if (whole) {
+            src = xs + ((size_t)iy * g->w + (size_t)ix0) * c;
+            for (i = 0; i < span; i++) row[i] = src[i];
+            continue;
+        }
+        for (kx = 0; kx < g->kw; kx++) {
+            ptrdiff_t ix = ix0 + (ptrdiff_t)(kx * g->dil_w);
+            real *dst = row + kx * c;
+            if (ix < 0 || ix >= (ptrdiff_t)g->w) {
+                for (i = 0; i < c; i++) dst[i] = 0;
             } else {
-                const real *src = xs + ((size_t)iy * g->w + (size_t)ix) * c;
-                for (i = 0; i < c; i++) row[i] = src[i];
+                src = xs + ((size_t)iy * g->w + (size_t)ix) * c;
+                for (i = 0; i < c; i++) dst[i] = src[i];
             }
         }
     }
@@ -39,20 +53,23 @@ static void NC_TAG(conv_im2col_pixel)(const nc_conv2d_geom *g, const real *xs,
 static void NC_TAG(conv_col2im_pixel)(const nc_conv2d_geom *g, const real *row,
                                       size_t oy, size_t ox, real *dxs)
 {
-    size_t ky, kx, c = g->c;
-    for (ky = 0; ky < g->kh; ky++) {
+    size_t ky, kx, i, c = g->c, span = g->kw * c;
+    ptrdiff_t ix0 = (ptrdiff_t)(ox * g->stride_w) - (ptrdiff_t)g->pad_left;
+    int whole = g->dil_w == 1 && ix0 >= 0 && ix0 + (ptrdiff_t)g->kw <= (ptrdiff_t)g->w;
+    for (ky = 0; ky < g->kh; ky++, row += span) {
         ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_h + ky * g->dil_h) - (ptrdiff_t)g->pad_top;
-        if (iy < 0 || iy >= (ptrdiff_t)g->h) {
-            row += g->kw * c;
+        real *dst;
+        if (iy < 0 || iy >= (ptrdiff_t)g->h) continue;
+        if (whole) {
+            dst = dxs + ((size_t)iy * g->w + (size_t)ix0) * c;
+            for (i = 0; i < span; i++) dst[i] += row[i];
             continue;
         }
-        for (kx = 0; kx < g->kw; kx++, row += c) {
-            ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_w + kx * g->dil_w) - (ptrdiff_t)g->pad_left;
-            size_t i;
-            real *dst;
+        for (kx = 0; kx < g->kw; kx++) {
+            ptrdiff_t ix = ix0 + (ptrdiff_t)(kx * g->dil_w);
             if (ix < 0 || ix >= (ptrdiff_t)g->w) continue;
             dst = dxs + ((size_t)iy * g->w + (size_t)ix) * c;
-            for (i = 0; i < c; i++) dst[i] += row[i];
+            for (i = 0; i < c; i++) dst[i] += row[kx * c + i];
         }
     }
 }
@@ -90,7 +107,17 @@ static void NC_TAG(conv_forward_task)(void *ctx, size_t task, int thread)
     }
     NC_FN(gemm)(0, 0, rows, g->f, kk, R_C(1), cols, kk, J->w, g->f, R_C(0),
                 J->y + r0 * g->f, g->f);
-    NC_FN(bias_act)(J->act, J->param, rows, g->f, J->b, J->y + r0 * g->f, g->f);
+    {
+        /* bias row by row, then the (element-wise) activation over the whole
+         * block at once: rows are as narrow as f, which may be a handful */
+        real *y = J->y + r0 * g->f;
+        size_t i, j;
+        if (J->b)
+            for (i = 0; i < rows; i++)
+                for (j = 0; j < g->f; j++) y[i * g->f + j] += J->b[j];
+        if (J->act != NC_ACT_IDENTITY)
+            NC_FN(act_forward)(J->act, J->param, 1, rows * g->f, y, y);
+    }
 }
 
 static void NC_TAG(conv_dx_task)(void *ctx, size_t task, int thread)
