@@ -13,6 +13,11 @@ softmax output (fused with the cross-entropy by the model):
 
 (the second convolution pads its border on images smaller than 28 x 28).
 
+The bundled digits16 are MNIST reduced to 16 x 16 binary pixels: they hold
+less per pixel, and LeNet-5's 6 and 16 maps level off near 98 % there, so
+for them the example widens the maps to 16 and 32 and trains 8 epochs
+(DIGITS16_FILTERS, DIGITS16_EPOCHS).
+
 Trained with Adam (learning rate 1e-3, halved every two epochs), batch 64. Prints the test accuracy of each epoch.
 """
 from __future__ import annotations
@@ -33,12 +38,15 @@ import nncore  # noqa: E402
 from nncore.layers import Conv2D, Dense, Flatten, Input, MaxPooling2D  # noqa: E402
 
 MNIST_PATH = os.path.join(REPO, "..", "shared", "data", "mnist.npz")
+DIGITS16_FILTERS = (16, 32)
+DIGITS16_EPOCHS = 8
 
 
 def lenet5(input_shape=(28, 28, 1), seed: int = 0, dtype="float32",
-           steps_per_epoch: int = 938) -> nncore.Sequential:
+           steps_per_epoch: int = 938, filters=(6, 16)) -> nncore.Sequential:
     """LeNet-5 for (h, w, 1) images and 10 classes, compiled with Adam whose
-    learning rate (1e-3) halves every two epochs.
+    learning rate (1e-3) halves every two epochs. ``filters``: the maps of the
+    two convolutions (LeNet-5's 6 and 16).
 
     Images smaller than 28 x 28 (the 16 x 16 digits) keep the second
     convolution's border ("same"): a "valid" one would leave 2 x 2 maps.
@@ -46,9 +54,9 @@ def lenet5(input_shape=(28, 28, 1), seed: int = 0, dtype="float32",
     conv2_padding = "valid" if min(input_shape[:2]) >= 28 else "same"
     model = nncore.Sequential([
         Input(input_shape),
-        Conv2D(6, 5, padding="same", activation="relu"),
+        Conv2D(filters[0], 5, padding="same", activation="relu"),
         MaxPooling2D(2),
-        Conv2D(16, 5, padding=conv2_padding, activation="relu"),
+        Conv2D(filters[1], 5, padding=conv2_padding, activation="relu"),
         MaxPooling2D(2),
         Flatten(),
         Dense(120, activation="relu"),
@@ -92,12 +100,18 @@ class _Report(nncore.callbacks.Callback):
                   f"({time.perf_counter() - self.start:.0f} s)", flush=True)
 
 
-def train(data="mnist", epochs=6, batch_size=64, seed=0, limit=None, verbose=True):
-    """Train LeNet-5 and return (model, test accuracy after each epoch)."""
+def train(data="mnist", epochs=None, batch_size=64, seed=0, limit=None, verbose=True):
+    """Train LeNet-5 and return (model, test accuracy after each epoch).
+
+    epochs: 6 for MNIST, DIGITS16_EPOCHS for digits16 unless given."""
     (xt, yt), (xs, ys) = load(data)
     if limit:
         xt, yt = xt[:limit], yt[:limit]
-    model = lenet5(xt.shape[1:], seed=seed, steps_per_epoch=-(-len(xt) // batch_size))
+    small = data == "digits16"
+    if epochs is None:
+        epochs = DIGITS16_EPOCHS if small else 6
+    model = lenet5(xt.shape[1:], seed=seed, steps_per_epoch=-(-len(xt) // batch_size),
+                   filters=DIGITS16_FILTERS if small else (6, 16))
     report = _Report(xs, ys, verbose)
     model.fit(xt, yt, batch_size=batch_size, epochs=epochs, verbose=0,
               callbacks=[report])
@@ -108,7 +122,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="mnist",
                    help="mnist (../shared/data/mnist.npz), digits16, or a path to mnist.npz")
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"default: 6 for MNIST, {DIGITS16_EPOCHS} for digits16")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)

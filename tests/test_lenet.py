@@ -55,7 +55,7 @@ def test_lenet5_seeded_runs_are_identical():
 
 @pytest.mark.skipif(not SLOW, reason="full LeNet-5 training: set NNCORE_SLOW=1")
 def test_lenet5_digits16_accuracy():
-    _, accuracies = _example().train("digits16", epochs=6, verbose=False)
+    _, accuracies = _example().train("digits16", verbose=False)
     assert accuracies[-1] >= 0.985
 
 
