@@ -486,6 +486,93 @@ nc_status nc_dperceptron_epoch(size_t n, size_t d, size_t k, const double *x,
                                const double *y, const int64_t *order, double lr,
                                double *w, double *b, size_t *mistakes);
 
+
+/* ------------------------------------------------------------------------ */
+/* Convolution and pooling (csrc/conv.c, csrc/pool.c)                        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Images are channels-last, (n, h, w, c), contiguous; a conv kernel has
+ * Keras' layout (kh, kw, c, f), so Keras weights load unchanged. The caller
+ * computes the output size and the padding before the top row and left
+ * column (whatever padding the output size implies on the bottom/right is
+ * zeros for a convolution and ignored by pooling). Keras' "same": oh =
+ * ceil(h / stride), total = max((oh - 1) * stride + (k - 1) * dil + 1 - h, 0),
+ * pad_top = total / 2 (rounded down: the odd pixel goes to the bottom/right,
+ * unlike PyTorch's symmetric padding). The caller checks that every window
+ * holds at least one real pixel (pad_top < effective kernel, ...).
+ */
+typedef struct nc_conv2d_geom {
+    size_t n, h, w, c;          /* input (n, h, w, c) */
+    size_t kh, kw, f;           /* kernel (kh, kw, c, f) */
+    size_t oh, ow;              /* output (n, oh, ow, f), both >= 1 */
+    size_t stride_h, stride_w;  /* >= 1 */
+    size_t dil_h, dil_w;        /* >= 1 */
+    size_t pad_top, pad_left;
+} nc_conv2d_geom;
+
+/*
+ * Elements of the column matrix (n * oh * ow rows of kh * kw * c): the work
+ * buffer `cols` of the forward; 0 for a 1x1, stride-1, unpadded kernel,
+ * which reads x in place (cols may then be NULL).
+ */
+size_t nc_conv2d_cols_size(const nc_conv2d_geom *g);
+
+/*
+ * y = f(conv(x, w) + b). b has f entries or is NULL; act is an element-wise
+ * activation (not a softmax: NC_ERR_ARG). cols (nc_conv2d_cols_size
+ * elements) receives the column matrix, which backward reads. y must not
+ * overlap x, w or cols.
+ */
+nc_status nc_sconv2d_forward(const nc_conv2d_geom *g, const float *x, const float *w,
+                             const float *b, nc_act act, float param, float *y, float *cols);
+nc_status nc_dconv2d_forward(const nc_conv2d_geom *g, const double *x, const double *w,
+                             const double *b, nc_act act, double param, double *y,
+                             double *cols);
+
+/*
+ * Backward, given dz = dL/d(conv + b) (n, oh, ow, f; apply nc_?act_backward
+ * first) and the forward's cols (x itself for a pointwise kernel):
+ *   dw (kh, kw, c, f) = one product over the whole batch   (skipped if NULL)
+ *   db (f)            = sums of dz over n, oh, ow          (skipped if NULL)
+ *   dx (n, h, w, c)                                        (skipped if NULL)
+ * Gradients are overwritten, not accumulated. dcols (nc_conv2d_cols_size
+ * elements) is dx's work; it may be cols itself, which dx then overwrites
+ * after dw has read it (so a second backward needs a new forward).
+ */
+nc_status nc_sconv2d_backward(const nc_conv2d_geom *g, const float *cols, const float *w,
+                              const float *dz, float *dx, float *dw, float *db, float *dcols);
+nc_status nc_dconv2d_backward(const nc_conv2d_geom *g, const double *cols, const double *w,
+                              const double *dz, double *dx, double *dw, double *db,
+                              double *dcols);
+
+/* Pooling windows of ph x pw with strides (sh, sw); output (n, oh, ow, c).
+ * A global pooling is the window (h, w) with oh = ow = 1. */
+typedef struct nc_pool2d_geom {
+    size_t n, h, w, c;
+    size_t ph, pw, sh, sw;
+    size_t pad_top, pad_left;
+    size_t oh, ow;
+} nc_pool2d_geom;
+
+/* Max pooling; argmax (n, oh, ow, c) receives, per output element, the
+ * winning pixel iy * w + ix of its sample (the first maximum; NaN wins).
+ * Needs h * w < 2^31. */
+nc_status nc_smaxpool2d_forward(const nc_pool2d_geom *g, const float *x, float *y,
+                                int32_t *argmax);
+nc_status nc_dmaxpool2d_forward(const nc_pool2d_geom *g, const double *x, double *y,
+                                int32_t *argmax);
+/* dx = dy routed to the winners (overwritten; overlapping windows add up). */
+nc_status nc_smaxpool2d_backward(const nc_pool2d_geom *g, const int32_t *argmax,
+                                 const float *dy, float *dx);
+nc_status nc_dmaxpool2d_backward(const nc_pool2d_geom *g, const int32_t *argmax,
+                                 const double *dy, double *dx);
+/* Average over the real pixels of each window (padding not counted). */
+nc_status nc_savgpool2d_forward(const nc_pool2d_geom *g, const float *x, float *y);
+nc_status nc_davgpool2d_forward(const nc_pool2d_geom *g, const double *x, double *y);
+nc_status nc_savgpool2d_backward(const nc_pool2d_geom *g, const float *dy, float *dx);
+nc_status nc_davgpool2d_backward(const nc_pool2d_geom *g, const double *dy, double *dx);
+
 #ifdef __cplusplus
 }
 #endif

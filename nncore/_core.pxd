@@ -234,3 +234,48 @@ cdef extern from "nncore.h" nogil:
                           double *penalty)
     nc_status nc_dpenalty(size_t n, const double *w, double *g, double l1, double l2,
                           double *penalty)
+
+
+# ---- convolution and pooling (csrc/conv_impl.h, csrc/pool_impl.h) ----
+from libc.stdint cimport int32_t
+
+cdef extern from "nncore.h" nogil:
+    ctypedef struct nc_conv2d_geom:
+        size_t n, h, w, c
+        size_t kh, kw, f
+        size_t oh, ow
+        size_t stride_h, stride_w
+        size_t dil_h, dil_w
+        size_t pad_top, pad_left
+
+    size_t nc_conv2d_cols_size(const nc_conv2d_geom *g)
+    nc_status nc_sconv2d_forward(const nc_conv2d_geom *g, const float *x, const float *w,
+                                 const float *b, nc_act act, float param, float *y, float *cols)
+    nc_status nc_dconv2d_forward(const nc_conv2d_geom *g, const double *x, const double *w,
+                                 const double *b, nc_act act, double param, double *y,
+                                 double *cols)
+    nc_status nc_sconv2d_backward(const nc_conv2d_geom *g, const float *cols, const float *w,
+                                  const float *dz, float *dx, float *dw, float *db, float *dcols)
+    nc_status nc_dconv2d_backward(const nc_conv2d_geom *g, const double *cols, const double *w,
+                                  const double *dz, double *dx, double *dw, double *db,
+                                  double *dcols)
+
+    ctypedef struct nc_pool2d_geom:
+        size_t n, h, w, c
+        size_t ph, pw, sh, sw
+        size_t pad_top, pad_left
+        size_t oh, ow
+
+    nc_status nc_smaxpool2d_forward(const nc_pool2d_geom *g, const float *x, float *y,
+                                    int32_t *argmax)
+    nc_status nc_dmaxpool2d_forward(const nc_pool2d_geom *g, const double *x, double *y,
+                                    int32_t *argmax)
+    nc_status nc_smaxpool2d_backward(const nc_pool2d_geom *g, const int32_t *argmax,
+                                     const float *dy, float *dx)
+    nc_status nc_dmaxpool2d_backward(const nc_pool2d_geom *g, const int32_t *argmax,
+                                     const double *dy, double *dx)
+    nc_status nc_savgpool2d_forward(const nc_pool2d_geom *g, const float *x, float *y)
+    nc_status nc_davgpool2d_forward(const nc_pool2d_geom *g, const double *x, double *y)
+    nc_status nc_savgpool2d_backward(const nc_pool2d_geom *g, const float *dy, float *dx)
+    nc_status nc_davgpool2d_backward(const nc_pool2d_geom *g, const double *dy, double *dx)
+# ---- end convolution and pooling ----

@@ -1617,3 +1617,382 @@ def perceptron_epoch(x, y, w, b, double lr, order=None):
                                       &mistakes)
     _check_status(st)
     return mistakes
+
+
+# ==========================================================================
+# Convolution and pooling (helper branch `cnn`; csrc/conv_impl.h, pool_impl.h)
+# Images are channels-last (n, h, w, c); conv kernels (kh, kw, c, f), Keras'.
+# ==========================================================================
+
+cdef tuple _pair(object v, str name):
+    """(a, b) of positive ints from an int or a pair."""
+    if isinstance(v, (int, np.integer)):
+        v = (v, v)
+    try:
+        a, b = v
+        a, b = int(a), int(b)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+    if a < 1 or b < 1:
+        raise ValueError(f"{name} must be positive, got {(a, b)}")
+    return a, b
+
+
+def window_output(Py_ssize_t size, Py_ssize_t k, Py_ssize_t stride, Py_ssize_t dilation,
+                  str padding, str what="window"):
+    """(output size, padding before) along one axis, by Keras' rules.
+
+    "valid": floor((size - eff) / stride) + 1 with eff = (k - 1) * dilation + 1,
+    an error when the window does not fit; "same": ceil(size / stride), padded
+    with total = max((out - 1) * stride + eff - size, 0) zeros, total // 2 before
+    (the odd one after: Keras' convention; PyTorch pads symmetrically).
+    """
+    cdef Py_ssize_t eff = (k - 1) * dilation + 1, out, total
+    if padding == "valid":
+        if size < eff:
+            raise ValueError(f"{what} of {eff} (kernel {k}, dilation {dilation}) is larger "
+                             f"than the input's {size} with padding='valid'")
+        return (size - eff) // stride + 1, 0
+    if padding == "same":
+        if size < 1:
+            raise ValueError(f"an input of size {size} has nothing to pad")
+        out = (size + stride - 1) // stride
+        total = max((out - 1) * stride + eff - size, 0)
+        return out, total // 2
+    raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+
+
+def conv2d_output_shape(input_shape, kernel_size, strides=1, padding="valid", dilation_rate=1):
+    """(oh, ow, pad_top, pad_left) of a convolution on (h, w, ...) samples."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = _pair(strides, "strides")
+    dh, dw = _pair(dilation_rate, "dilation_rate")
+    h, w = int(input_shape[0]), int(input_shape[1])
+    if h < 1 or w < 1:
+        raise ValueError(f"images of {h} x {w} pixels have nothing to convolve")
+    try:
+        oh, pt = window_output(h, kh, sh, dh, padding, "kernel height")
+        ow, pl = window_output(w, kw, sw, dw, padding, "kernel width")
+    except ValueError as e:
+        raise ValueError(f"a {kh} x {kw} kernel (dilation {(dh, dw)}) cannot slide over "
+                         f"{h} x {w} images: {e}") from None
+    return oh, ow, pt, pl
+
+
+def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid"):
+    """(oh, ow, pad_top, pad_left) of a pooling on (h, w, ...) samples."""
+    ph, pw = _pair(pool_size, "pool_size")
+    sh, sw = _pair(pool_size if strides is None else strides, "strides")
+    h, w = int(input_shape[0]), int(input_shape[1])
+    if h < 1 or w < 1:
+        raise ValueError(f"images of {h} x {w} pixels have nothing to pool")
+    try:
+        oh, pt = window_output(h, ph, sh, 1, padding, "pool height")
+        ow, pl = window_output(w, pw, sw, 1, padding, "pool width")
+    except ValueError as e:
+        raise ValueError(f"a {ph} x {pw} pool cannot slide over {h} x {w} images: {e}") from None
+    return oh, ow, pt, pl
+
+
+cdef int _conv_geom(cnp.ndarray X, cnp.ndarray W, object strides, str padding,
+                    object dilation_rate, nc_conv2d_geom *g) except -1:
+    _ndim(X, "x", 4)
+    _ndim(W, "w", 4)
+    if W.shape[2] != X.shape[3]:
+        raise ValueError(f"x has shape {_shape(X)} ({X.shape[3]} channels) but the kernel w "
+                         f"has shape {_shape(W)} (for {W.shape[2]} channels); the kernel is "
+                         f"(kh, kw, in_channels, filters)")
+    if W.shape[0] < 1 or W.shape[1] < 1 or W.shape[3] < 1 or W.shape[2] < 1:
+        raise ValueError(f"the kernel w has shape {_shape(W)}; every axis must be >= 1")
+    oh, ow, pt, pl = conv2d_output_shape((X.shape[1], X.shape[2]), (W.shape[0], W.shape[1]),
+                                         strides, padding, dilation_rate)
+    g.n, g.h, g.w, g.c = X.shape[0], X.shape[1], X.shape[2], X.shape[3]
+    g.kh, g.kw, g.f = W.shape[0], W.shape[1], W.shape[3]
+    g.oh, g.ow, g.pad_top, g.pad_left = oh, ow, pt, pl
+    g.stride_h, g.stride_w = _pair(strides, "strides")
+    g.dil_h, g.dil_w = _pair(dilation_rate, "dilation_rate")
+    return 0
+
+
+cdef cnp.ndarray _work(object buf, str name, int typenum, size_t size):
+    """A flat work buffer of at least `size` elements (its first `size` used)."""
+    cdef cnp.ndarray arr
+    if buf is None:
+        return np.empty(size, dtype=np.float32 if typenum == F32 else np.float64)
+    if not cnp.PyArray_Check(buf):
+        raise TypeError(f"{name} must be a numpy.ndarray, not {type(buf).__name__}")
+    arr = <cnp.ndarray>buf
+    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise TypeError(f"{name} has dtype {arr.dtype}; it must be "
+                        f"{np.dtype(np.float32 if typenum == F32 else np.float64)}")
+    if <size_t>cnp.PyArray_SIZE(arr) < size:
+        raise ValueError(f"{name} has {cnp.PyArray_SIZE(arr)} elements; this convolution "
+                         f"needs {size}")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+            and cnp.PyArray_ISWRITEABLE(arr)):
+        raise ValueError(f"{name} must be C-contiguous, aligned and writeable")
+    return arr
+
+
+def conv2d_cols_size(x_shape, w_shape, strides=1, padding="valid", dilation_rate=1):
+    """Elements of the column buffer a convolution of these shapes needs (0: none)."""
+    cdef nc_conv2d_geom g
+    X = np.empty(tuple(x_shape), np.float32)  # shapes only: never read
+    W = np.empty(tuple(w_shape), np.float32)
+    _conv_geom(X, W, strides, padding, dilation_rate, &g)
+    return nc_conv2d_cols_size(&g)
+
+
+def conv2d_forward(x, w, b=None, strides=1, str padding="valid", dilation_rate=1,
+                   int act=NC_ACT_IDENTITY, double param=0.0, out=None, cols=None):
+    """f(conv2d(x, w) + b) for x (n, h, w, c), w (kh, kw, c, f), b (f,) or None.
+
+    Returns (y, cols): y (n, oh, ow, f) and the column buffer that
+    :func:`conv2d_backward` reads (None for a pointwise kernel, which reads x).
+    ``cols`` may be given (flat, at least conv2d_cols_size elements).
+    """
+    cdef cnp.ndarray X = _real(x, "x"), Wt = _real(w, "w"), Bv = None, Y, C = None
+    cdef nc_conv2d_geom g
+    cdef const void *bp = NULL
+    cdef void *cp = NULL
+    cdef size_t ncols
+    cdef nc_status st
+    cdef int t
+    _same_dtype(X, "x", Wt, "w")
+    _check_act(act, param)
+    if act == NC_ACT_SOFTMAX or act == NC_ACT_LOG_SOFTMAX:
+        raise ValueError("a convolution takes element-wise activations; apply softmax after it")
+    _conv_geom(X, Wt, strides, padding, dilation_rate, &g)
+    t = cnp.PyArray_TYPE(X)
+    if b is not None:
+        Bv = _real(b, "b")
+        _same_dtype(X, "x", Bv, "b")
+        if _shape(Bv) != (g.f,):
+            raise ValueError(f"b has shape {_shape(Bv)}; the kernel w has shape {_shape(Wt)}, "
+                             f"so b needs ({g.f},)")
+        bp = cnp.PyArray_DATA(Bv)
+    Y = _out(out, "out", t, (g.n, g.oh, g.ow, g.f))
+    _no_overlap(Y, "out", X, "x")
+    _no_overlap(Y, "out", Wt, "w")
+    if Bv is not None:
+        _no_overlap(Y, "out", Bv, "b")
+    ncols = nc_conv2d_cols_size(&g)
+    if ncols:
+        C = _work(cols, "cols", t, ncols)
+        _no_overlap(Y, "out", C, "cols")
+        _no_overlap(C, "cols", X, "x")
+        _no_overlap(C, "cols", Wt, "w")
+        cp = cnp.PyArray_DATA(C)
+    if t == F32:
+        with nogil:
+            st = nc_sconv2d_forward(&g, <const float *>cnp.PyArray_DATA(X),
+                                    <const float *>cnp.PyArray_DATA(Wt), <const float *>bp,
+                                    <nc_act>act, <float>param, <float *>cnp.PyArray_DATA(Y),
+                                    <float *>cp)
+    else:
+        with nogil:
+            st = nc_dconv2d_forward(&g, <const double *>cnp.PyArray_DATA(X),
+                                    <const double *>cnp.PyArray_DATA(Wt), <const double *>bp,
+                                    <nc_act>act, param, <double *>cnp.PyArray_DATA(Y),
+                                    <double *>cp)
+    _check_status(st)
+    return Y, C
+
+
+def conv2d_backward(x, w, dz, cols=None, strides=1, str padding="valid", dilation_rate=1,
+                    bint want_dx=True, bint want_dw=True, bint want_db=True,
+                    dx=None, dw=None, db=None, dcols=None):
+    """(dx, dw, db) of a convolution from dz = dL/d(conv2d(x, w) + b); None where
+    not wanted. ``cols`` is the forward's column buffer (recomputed from x when
+    None). ``dcols`` is dx's work buffer; it may be ``cols``, which is then
+    overwritten (after dw has used it)."""
+    cdef cnp.ndarray X = _real(x, "x"), Wt = _real(w, "w"), DZ = _real(dz, "dz")
+    cdef cnp.ndarray C = None, DC = None, DX = None, DW = None, DB = None
+    cdef nc_conv2d_geom g
+    cdef size_t ncols
+    cdef const void *cp
+    cdef void *dcp = NULL
+    cdef void *dxp = NULL
+    cdef void *dwp = NULL
+    cdef void *dbp = NULL
+    cdef nc_status st
+    cdef int t
+    _same_dtype(X, "x", Wt, "w")
+    _same_dtype(X, "x", DZ, "dz")
+    _conv_geom(X, Wt, strides, padding, dilation_rate, &g)
+    t = cnp.PyArray_TYPE(X)
+    if _shape(DZ) != (g.n, g.oh, g.ow, g.f):
+        raise ValueError(f"dz has shape {_shape(DZ)}; x {_shape(X)} and w {_shape(Wt)} give "
+                         f"outputs of shape {(g.n, g.oh, g.ow, g.f)}")
+    ncols = nc_conv2d_cols_size(&g)
+    if ncols == 0:
+        cp = cnp.PyArray_DATA(X)
+    else:
+        if cols is None:
+            _, C = conv2d_forward(X, Wt, None, strides, padding, dilation_rate)
+        else:
+            C = _work(cols, "cols", t, ncols)
+        cp = cnp.PyArray_DATA(C)
+        if want_dx:
+            if cols is None or dcols is cols:
+                DC = C  # ours, or the caller's choice: dx's work overwrites it
+            else:
+                DC = _work(dcols, "dcols", t, ncols)
+            dcp = cnp.PyArray_DATA(DC)
+    outs = []
+    if want_dx:
+        DX = _out(dx, "dx", t, _shape(X))
+        outs.append((DX, "dx"))
+        dxp = cnp.PyArray_DATA(DX)
+    if want_dw:
+        DW = _out(dw, "dw", t, _shape(Wt))
+        outs.append((DW, "dw"))
+        dwp = cnp.PyArray_DATA(DW)
+    if want_db:
+        DB = _out(db, "db", t, (g.f,))
+        outs.append((DB, "db"))
+        dbp = cnp.PyArray_DATA(DB)
+    ins = [(X, "x"), (Wt, "w"), (DZ, "dz")]
+    if C is not None:
+        ins.append((C, "cols"))
+    for i, (O, oname) in enumerate(outs):
+        for I, iname in ins:
+            _no_overlap(O, oname, I, iname)
+        for O2, oname2 in outs[i + 1:]:
+            _no_overlap(O2, oname2, O, oname)
+        if DC is not None:
+            _no_overlap(O, oname, DC, "dcols")
+    if DC is not None and DC is not C:
+        for I, iname in ins:
+            _no_overlap(DC, "dcols", I, iname)
+    if t == F32:
+        with nogil:
+            st = nc_sconv2d_backward(&g, <const float *>cp, <const float *>cnp.PyArray_DATA(Wt),
+                                     <const float *>cnp.PyArray_DATA(DZ), <float *>dxp,
+                                     <float *>dwp, <float *>dbp, <float *>dcp)
+    else:
+        with nogil:
+            st = nc_dconv2d_backward(&g, <const double *>cp,
+                                     <const double *>cnp.PyArray_DATA(Wt),
+                                     <const double *>cnp.PyArray_DATA(DZ), <double *>dxp,
+                                     <double *>dwp, <double *>dbp, <double *>dcp)
+    _check_status(st)
+    return DX, DW, DB
+
+
+cdef int _pool_geom(tuple x_shape, object pool_size, object strides, str padding,
+                    nc_pool2d_geom *g) except -1:
+    if len(x_shape) != 4:
+        raise ValueError(f"pooling takes (batch, height, width, channels) images; got shape "
+                         f"{x_shape}")
+    oh, ow, pt, pl = pool2d_output_shape(x_shape[1:3], pool_size, strides, padding)
+    g.n, g.h, g.w, g.c = x_shape
+    g.ph, g.pw = _pair(pool_size, "pool_size")
+    g.sh, g.sw = _pair(pool_size if strides is None else strides, "strides")
+    g.oh, g.ow, g.pad_top, g.pad_left = oh, ow, pt, pl
+    if g.h * g.w >= 2**31:
+        raise ValueError(f"images of {g.h} x {g.w} pixels are too large to pool (2^31 pixels)")
+    return 0
+
+
+cdef cnp.ndarray _argmax_buf(object buf, tuple shape):
+    cdef cnp.ndarray arr
+    if buf is None:
+        return np.empty(shape, np.int32)
+    if not cnp.PyArray_Check(buf):
+        raise TypeError(f"argmax must be a numpy.ndarray, not {type(buf).__name__}")
+    arr = <cnp.ndarray>buf
+    if arr.dtype != np.int32 or _shape(arr) != shape:
+        raise ValueError(f"argmax must be int32 of shape {shape}; got {arr.dtype} {_shape(arr)}")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISBEHAVED(arr)):
+        raise ValueError("argmax must be C-contiguous, aligned, writeable and native-order")
+    return arr
+
+
+def pool2d_forward(str mode, x, pool_size, strides=None, str padding="valid", out=None,
+                   argmax=None):
+    """Max ("max") or average ("avg") pooling of x (n, h, w, c).
+
+    Returns (y, argmax): y (n, oh, ow, c); for max pooling, argmax (int32, the
+    shape of y) holds each winner's pixel iy * w + ix, which the backward
+    reads (None for average pooling).
+    """
+    cdef cnp.ndarray X = _real(x, "x"), Y, A = None
+    cdef nc_pool2d_geom g
+    cdef nc_status st = NC_OK
+    cdef int t = cnp.PyArray_TYPE(X)
+    cdef int32_t *ap = NULL
+    cdef bint is_max = mode == "max"
+    if mode not in ("max", "avg"):
+        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    _pool_geom(_shape(X), pool_size, strides, padding, &g)
+    Y = _out(out, "out", t, (g.n, g.oh, g.ow, g.c))
+    _no_overlap(Y, "out", X, "x")
+    if mode == "max":
+        A = _argmax_buf(argmax, (g.n, g.oh, g.ow, g.c))
+        _no_overlap(A, "argmax", X, "x")
+        _no_overlap(A, "argmax", Y, "out")
+        ap = <int32_t *>cnp.PyArray_DATA(A)
+    with nogil:
+        if is_max:
+            if t == F32:
+                st = nc_smaxpool2d_forward(&g, <const float *>cnp.PyArray_DATA(X),
+                                           <float *>cnp.PyArray_DATA(Y), ap)
+            else:
+                st = nc_dmaxpool2d_forward(&g, <const double *>cnp.PyArray_DATA(X),
+                                           <double *>cnp.PyArray_DATA(Y), ap)
+        else:
+            if t == F32:
+                st = nc_savgpool2d_forward(&g, <const float *>cnp.PyArray_DATA(X),
+                                           <float *>cnp.PyArray_DATA(Y))
+            else:
+                st = nc_davgpool2d_forward(&g, <const double *>cnp.PyArray_DATA(X),
+                                           <double *>cnp.PyArray_DATA(Y))
+    _check_status(st)
+    return Y, A
+
+
+def pool2d_backward(str mode, x_shape, dy, pool_size, strides=None, str padding="valid",
+                    argmax=None, out=None):
+    """dL/dx (shape x_shape) of a pooling from dy; max pooling needs the forward's argmax."""
+    cdef cnp.ndarray DY = _real(dy, "dy"), DX, A = None
+    cdef nc_pool2d_geom g
+    cdef nc_status st = NC_OK
+    cdef int t = cnp.PyArray_TYPE(DY)
+    cdef const int32_t *ap = NULL
+    cdef bint is_max = mode == "max"
+    if mode not in ("max", "avg"):
+        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    x_shape = tuple(int(d) for d in x_shape)
+    _pool_geom(x_shape, pool_size, strides, padding, &g)
+    if _shape(DY) != (g.n, g.oh, g.ow, g.c):
+        raise ValueError(f"dy has shape {_shape(DY)}; inputs of shape {x_shape} pool to "
+                         f"{(g.n, g.oh, g.ow, g.c)}")
+    DX = _out(out, "out", t, x_shape)
+    _no_overlap(DX, "out", DY, "dy")
+    if mode == "max":
+        if argmax is None:
+            raise ValueError("max pooling's backward needs the forward's argmax")
+        A = _argmax_buf(argmax, (g.n, g.oh, g.ow, g.c))
+        # the kernel indexes dx with it: every entry must name a pixel
+        if A.size and (A.min() < 0 or A.max() >= g.h * g.w):
+            raise ValueError(f"argmax holds pixels outside the {g.h} x {g.w} images")
+        _no_overlap(DX, "out", A, "argmax")
+        ap = <const int32_t *>cnp.PyArray_DATA(A)
+    with nogil:
+        if is_max:
+            if t == F32:
+                st = nc_smaxpool2d_backward(&g, ap, <const float *>cnp.PyArray_DATA(DY),
+                                            <float *>cnp.PyArray_DATA(DX))
+            else:
+                st = nc_dmaxpool2d_backward(&g, ap, <const double *>cnp.PyArray_DATA(DY),
+                                            <double *>cnp.PyArray_DATA(DX))
+        else:
+            if t == F32:
+                st = nc_savgpool2d_backward(&g, <const float *>cnp.PyArray_DATA(DY),
+                                            <float *>cnp.PyArray_DATA(DX))
+            else:
+                st = nc_davgpool2d_backward(&g, <const double *>cnp.PyArray_DATA(DY),
+                                            <double *>cnp.PyArray_DATA(DX))
+    _check_status(st)
+    return DX

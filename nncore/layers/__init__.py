@@ -7,5 +7,10 @@ from nncore.layers.base import Layer
 from nncore.layers.core import Activation, Dense, Flatten, Input
 from nncore.layers.normalization import BatchNormalization
 from nncore.layers.regularization import Dropout
+from nncore.layers.conv import Conv2D
+from nncore.layers.pooling import (AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
+                                   MaxPooling2D, Reshape)
 
-__all__ = ["Layer", "Input", "Dense", "Activation", "Flatten", "Dropout", "BatchNormalization"]
+__all__ = ["Layer", "Input", "Dense", "Activation", "Flatten", "Dropout", "BatchNormalization",
+           "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+           "GlobalMaxPooling2D", "Reshape"]
