@@ -248,6 +248,8 @@ class Sequential:
             raise ValueError("compile needs a loss, e.g. loss='mse'")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get_loss(loss)
+        if not self.built and self.layers and self.layers[0].input_shape is not None:
+            self.build()  # the input shape is known: build now, as Keras does
         self._metric_specs = list(metrics or [])
         self.compiled = True
         self.check_numerics = bool(check_numerics)

@@ -535,3 +535,12 @@ def test_repeated_fit_calls_shuffle_anew(monkeypatch):
 
 def test_flat_weights_of_an_unbuilt_model_build_it():
     assert np.isfinite(nncore.Sequential([Dense(2, input_dim=1)]).get_flat_weights()).all()
+
+
+def test_compile_builds_a_model_whose_input_shape_is_known():
+    model = nncore.Sequential([Input(shape=(4,)), Dense(3)])
+    model.compile(optimizer="sgd", loss="mse")
+    assert model.built and model.layers[1].output_shape == (3,)
+    lazy = nncore.Sequential([Dense(3)])
+    lazy.compile(optimizer="sgd", loss="mse")
+    assert not lazy.built  # built by the first fit/predict, from the data's shape
