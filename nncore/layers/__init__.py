@@ -7,5 +7,7 @@ from nncore.layers.base import Layer
 from nncore.layers.core import Activation, Dense, Flatten, Input
 from nncore.layers.normalization import BatchNormalization
 from nncore.layers.regularization import Dropout
+from nncore.layers.recurrent import GRU, LSTM, SimpleRNN
 
-__all__ = ["Layer", "Input", "Dense", "Activation", "Flatten", "Dropout", "BatchNormalization"]
+__all__ = ["Layer", "Input", "Dense", "Activation", "Flatten", "Dropout", "BatchNormalization",
+           "SimpleRNN", "LSTM", "GRU"]
