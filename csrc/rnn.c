@@ -8,7 +8,7 @@
  * scratch (see rnn_impl.h for what each holds). Absent pieces have size 0. */
 typedef struct nc_rnn_layout_ {
     size_t gates, h, h0, c, tc, c0, rh, rec, hd, cache_total;
-    size_t dpx, dpr, hp, dh, dhn, dc, dcn, tmp, work_total;
+    size_t dpx, dpr, hp, rt, dh, dhn, dc, dcn, tmp, work_total;
 } nc_rnn_layout_;
 
 size_t nc_rnn_gates(nc_rnn_cell cell)
@@ -40,6 +40,7 @@ static void nc_rnn_layout(const nc_rnn_desc *d, nc_rnn_layout_ *L)
     L->dpx = o; o += nt * gu;
     L->dpr = o; o += gru ? nt * gu : 0;
     L->hp = o; o += nt * u;
+    L->rt = o; o += gu * u;
     L->dh = o; o += n * u;
     L->dhn = o; o += n * u;
     L->dc = o; o += n * u;

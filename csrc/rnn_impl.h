@@ -13,6 +13,9 @@
  *   rh     N x T x U   GRU: (h_prev R + b_rec)_h, what r multiplied
  *   rec    N x GU      GRU: the step's recurrent product (scratch)
  *   hd     N x U       h_prev * rmask (scratch)
+ * The per-row cell functions take restrict pointers: their arrays are
+ * distinct pieces of the cache and scratch, and saying so lets the compiler
+ * vectorise the gate loops.
  * Backward keeps dL/d(pre-activations) of every step (dpx for the input side,
  * dpr for the recurrent side; they differ only for GRU's h block), then does
  * dkernel, drecurrent and dx as three GEMMs over all steps at once.
@@ -30,9 +33,11 @@ static inline size_t NC_TAG(rnn_t)(const nc_rnn_desc *d, size_t s)
 /* Fused forward of one unmasked row: pre-activations a (GU, x W + b_in +
  * for SIMPLE/LSTM already h_prev R) become the activated gates; the new
  * state goes to h (and c, tc). */
-static void NC_TAG(rnn_cell_forward)(const nc_rnn_desc *d, size_t U, real *a,
-                                     const real *hp, const real *cp, const real *rec,
-                                     const real *brec, real *rh, real *h, real *c, real *tc)
+static void NC_TAG(rnn_cell_forward)(const nc_rnn_desc *d, size_t U, real *restrict a,
+                                     const real *restrict hp, const real *restrict cp,
+                                     const real *restrict rec, const real *restrict brec,
+                                     real *restrict rh, real *restrict h, real *restrict c,
+                                     real *restrict tc)
 {
     size_t j;
     switch (d->cell) {
@@ -171,11 +176,13 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
  * state, the pre-activation gradients dpx (input side) and dpr (recurrent
  * side, GRU only: it may be NULL otherwise), and the parts of dh_prev (dhn)
  * and dc_prev (dcn) that do not go through the recurrent kernel. */
-static void NC_TAG(rnn_cell_backward)(const nc_rnn_desc *d, size_t U, const real *a,
-                                      const real *h, const real *hp, const real *cp,
-                                      const real *tc, const real *rh, const real *dh,
-                                      const real *dc, real *dpx, real *dpr, real *dhn,
-                                      real *dcn)
+static void NC_TAG(rnn_cell_backward)(const nc_rnn_desc *d, size_t U,
+                                      const real *restrict a, const real *restrict h,
+                                      const real *restrict hp, const real *restrict cp,
+                                      const real *restrict tc, const real *restrict rh,
+                                      const real *restrict dh, const real *restrict dc,
+                                      real *restrict dpx, real *restrict dpr,
+                                      real *restrict dhn, real *restrict dcn)
 {
     size_t j;
     switch (d->cell) {
@@ -225,7 +232,7 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
     nc_rnn_layout_ L;
     size_t N, T, I, U, GU, b, j, s, t, tp = 0;
     const real *P, *H, *H0, *C, *TC, *C0, *RH;
-    real *DPX, *DPR, *HP, *DH, *DHN, *DC, *DCN, *TMP, *sw;
+    real *DPX, *DPR, *HP, *RT, *DH, *DHN, *DC, *DCN, *TMP, *sw;
     int lstm, gru;
     nc_status st;
 
@@ -239,7 +246,12 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
     C = cache + L.c; TC = cache + L.tc; C0 = cache + L.c0; RH = cache + L.rh;
     DPX = work + L.dpx; DPR = gru ? work + L.dpr : DPX; HP = work + L.hp;
     DH = work + L.dh; DHN = work + L.dhn; DC = work + L.dc; DCN = work + L.dcn;
-    TMP = work + L.tmp;
+    TMP = work + L.tmp; RT = work + L.rt;
+
+    /* R^T once, so the T products below read it untransposed (no per-step
+     * repacking of a transposed operand) */
+    for (j = 0; j < U; j++)
+        for (b = 0; b < GU; b++) RT[b * U + j] = recurrent_kernel[j * GU + b];
 
     for (j = 0; j < N * U; j++) DH[j] = dh_last ? dh_last[j] : R_C(0);
     for (j = 0; j < N * U; j++) DC[j] = (lstm && dc_last) ? dc_last[j] : R_C(0);
@@ -271,13 +283,13 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
         }
         /* dh_prev += dpr R^T (times the recurrent dropout mask) */
         if (rmask) {
-            st = NC_FN(gemm)(0, 1, N, U, GU, R_C(1), DPR + t * GU, T * GU, recurrent_kernel,
-                             GU, R_C(0), TMP, U);
+            st = NC_FN(gemm)(0, 0, N, U, GU, R_C(1), DPR + t * GU, T * GU, RT, U, R_C(0),
+                             TMP, U);
             if (st != NC_OK) return st;
             for (j = 0; j < N * U; j++) DHN[j] += TMP[j] * rmask[j];
         } else {
-            st = NC_FN(gemm)(0, 1, N, U, GU, R_C(1), DPR + t * GU, T * GU, recurrent_kernel,
-                             GU, R_C(1), DHN, U);
+            st = NC_FN(gemm)(0, 0, N, U, GU, R_C(1), DPR + t * GU, T * GU, RT, U, R_C(1),
+                             DHN, U);
             if (st != NC_OK) return st;
         }
         sw = DH; DH = DHN; DHN = sw;
