@@ -75,6 +75,64 @@ static void NC_TAG(rnn_cell_forward)(const nc_rnn_desc *d, size_t U, real *restr
     }
 }
 
+/* One step's fused pass, shared by the threads that split its rows. */
+typedef struct NC_TAG(rnn_step) {
+    const nc_rnn_desc *d;
+    size_t N, T, U, GU, t, tp, rows;
+    int s_first;
+    /* forward */
+    real *P, *H, *C, *TC, *RH;
+    const real *REC, *brec, *hp, *cp;
+    size_t ldhp;
+    const uint8_t *mask;
+    /* backward */
+    const real *CP, *H0, *C0, *dy_seq;
+    size_t s;
+    real *DPX, *DPR, *DH, *DHN, *DC, *DCN;
+} NC_TAG(rnn_step);
+
+/* Runs task(ctx, i) over row blocks of N rows, on as many threads as the
+ * step's size is worth (rows are independent: same bits at any count). */
+static void NC_TAG(rnn_run_rows)(size_t N, size_t GU, nc_task_fn task,
+                                 NC_TAG(rnn_step) *S)
+{
+    int threads = nc_threads_for((double)N * (double)GU, 8192.0);
+    if (threads > (int)N) threads = (int)N;
+    if (threads <= 1) {
+        S->rows = N;
+        task(S, 0, 0);
+        return;
+    }
+    S->rows = (N + (size_t)threads - 1) / (size_t)threads;
+    nc_parallel_for_max((N + S->rows - 1) / S->rows, threads, task, S);
+}
+
+static void NC_TAG(rnn_fwd_task)(void *ctx, size_t task, int thread)
+{
+    const NC_TAG(rnn_step) *S = (const NC_TAG(rnn_step) *)ctx;
+    const nc_rnn_desc *d = S->d;
+    size_t T = S->T, U = S->U, GU = S->GU, t = S->t, ldhp = S->ldhp, b, j;
+    size_t b0 = task * S->rows, b1 = NC_MIN(S->N, b0 + S->rows);
+    int lstm = d->cell == NC_RNN_LSTM, gru = d->cell == NC_RNN_GRU;
+    real *P = S->P, *H = S->H, *C = S->C, *TC = S->TC, *RH = S->RH;
+    (void)thread;
+    for (b = b0; b < b1; b++) {
+        const real *hpb = S->hp + b * ldhp, *cpb = lstm ? S->cp + b * ldhp : NULL;
+        real *hb = NC_RNN_AT(H, b, t, U);
+        if (S->mask && !S->mask[b * T + t]) { /* padded: carry the state over */
+            for (j = 0; j < U; j++) hb[j] = hpb[j];
+            if (lstm)
+                for (j = 0; j < U; j++) NC_RNN_AT(C, b, t, U)[j] = cpb[j];
+            continue;
+        }
+        NC_TAG(rnn_cell_forward)(d, U, NC_RNN_AT(P, b, t, GU), hpb, cpb,
+                                 gru ? S->REC + b * GU : NULL, S->brec,
+                                 gru ? NC_RNN_AT(RH, b, t, U) : NULL, hb,
+                                 lstm ? NC_RNN_AT(C, b, t, U) : NULL,
+                                 lstm ? NC_RNN_AT(TC, b, t, U) : NULL);
+    }
+}
+
 nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *kernel,
                              const real *recurrent_kernel, const real *bias,
                              const real *h0, const real *c0, const uint8_t *mask,
@@ -89,6 +147,7 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
     size_t ldhp, ldhr;
     int lstm, gru;
     nc_status st;
+    NC_TAG(rnn_step) S;
 
     if (!nc_rnn_desc_ok(d)) return NC_ERR_ARG;
     N = d->batch; T = d->steps; I = d->inputs; U = d->units;
@@ -99,6 +158,8 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
     P = cache + L.gates; H = cache + L.h; H0 = cache + L.h0;
     C = cache + L.c; TC = cache + L.tc; C0 = cache + L.c0;
     RH = cache + L.rh; REC = cache + L.rec; HD = cache + L.hd;
+    S.d = d; S.N = N; S.T = T; S.U = U; S.GU = GU;
+    S.P = P; S.H = H; S.C = C; S.TC = TC; S.RH = RH; S.REC = REC; S.mask = mask;
 
     /* every step's input projection in one product, then the input bias */
     st = NC_FN(gemm)(0, 0, N * T, GU, I, R_C(1), x, I, kernel, GU, R_C(0), P, GU);
@@ -110,6 +171,7 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
         }
         if (gru) brec = bias + GU;
     }
+    S.brec = brec;
     for (j = 0; j < N * U; j++) H0[j] = h0 ? h0[j] : R_C(0);
     if (lstm)
         for (j = 0; j < N * U; j++) C0[j] = c0 ? c0[j] : R_C(0);
@@ -131,21 +193,8 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
             st = NC_FN(gemm)(0, 0, N, GU, U, R_C(1), hr, ldhr, recurrent_kernel, GU,
                              R_C(1), P + t * GU, T * GU);
         if (st != NC_OK) return st;
-        for (b = 0; b < N; b++) {
-            const real *hpb = hp + b * ldhp, *cpb = lstm ? cp + b * ldhp : NULL;
-            real *hb = NC_RNN_AT(H, b, t, U);
-            if (mask && !mask[b * T + t]) { /* padded: carry the state over */
-                for (j = 0; j < U; j++) hb[j] = hpb[j];
-                if (lstm)
-                    for (j = 0; j < U; j++) NC_RNN_AT(C, b, t, U)[j] = cpb[j];
-                continue;
-            }
-            NC_TAG(rnn_cell_forward)(d, U, NC_RNN_AT(P, b, t, GU), hpb, cpb,
-                                     gru ? REC + b * GU : NULL, brec,
-                                     gru ? NC_RNN_AT(RH, b, t, U) : NULL, hb,
-                                     lstm ? NC_RNN_AT(C, b, t, U) : NULL,
-                                     lstm ? NC_RNN_AT(TC, b, t, U) : NULL);
-        }
+        S.t = t; S.hp = hp; S.cp = cp; S.ldhp = ldhp;
+        NC_TAG(rnn_run_rows)(N, GU, NC_TAG(rnn_fwd_task), &S);
         hp = H + t * U; ldhp = T * U;
         if (lstm) cp = C + t * U;
     }
@@ -222,6 +271,41 @@ static void NC_TAG(rnn_cell_backward)(const nc_rnn_desc *d, size_t U,
     }
 }
 
+static void NC_TAG(rnn_bwd_task)(void *ctx, size_t task, int thread)
+{
+    const NC_TAG(rnn_step) *S = (const NC_TAG(rnn_step) *)ctx;
+    const nc_rnn_desc *d = S->d;
+    size_t T = S->T, U = S->U, GU = S->GU, t = S->t, tp = S->tp, s = S->s, b, j;
+    size_t b0 = task * S->rows, b1 = NC_MIN(S->N, b0 + S->rows);
+    int lstm = d->cell == NC_RNN_LSTM, gru = d->cell == NC_RNN_GRU;
+    const real *P = S->P, *H = S->H, *C = S->CP, *TC = S->TC, *RH = S->RH;
+    real *DPX = S->DPX, *DPR = S->DPR, *DH = S->DH, *DHN = S->DHN, *DC = S->DC,
+         *DCN = S->DCN;
+    (void)thread;
+    for (b = b0; b < b1; b++) {
+        real *dhb = DH + b * U;
+        const real *hpb = s > 0 ? NC_RNN_AT(H, b, tp, U) : S->H0 + b * U;
+        int masked = S->mask && !S->mask[b * T + t];
+        if (S->dy_seq && !masked) {
+            const real *dyb = S->dy_seq + (b * T + s) * U;
+            for (j = 0; j < U; j++) dhb[j] += dyb[j];
+        }
+        if (masked) { /* the state passed through untouched */
+            real *px = NC_RNN_AT(DPX, b, t, GU), *pr = NC_RNN_AT(DPR, b, t, GU);
+            for (j = 0; j < GU; j++) px[j] = pr[j] = 0;
+            for (j = 0; j < U; j++) DHN[b * U + j] = dhb[j];
+            for (j = 0; j < U; j++) DCN[b * U + j] = DC[b * U + j];
+            continue;
+        }
+        NC_TAG(rnn_cell_backward)(
+            d, U, NC_RNN_AT(P, b, t, GU), NC_RNN_AT(H, b, t, U), hpb,
+            lstm ? (s > 0 ? NC_RNN_AT(C, b, tp, U) : S->C0 + b * U) : NULL,
+            lstm ? NC_RNN_AT(TC, b, t, U) : NULL, gru ? NC_RNN_AT(RH, b, t, U) : NULL,
+            dhb, DC + b * U, NC_RNN_AT(DPX, b, t, GU),
+            gru ? NC_RNN_AT(DPR, b, t, GU) : NULL, DHN + b * U, DCN + b * U);
+    }
+}
+
 nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *kernel,
                               const real *recurrent_kernel, const uint8_t *mask,
                               const real *rmask, const real *cache, const real *dy_seq,
@@ -235,6 +319,7 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
     real *DPX, *DPR, *HP, *RT, *DH, *DHN, *DC, *DCN, *TMP, *sw;
     int lstm, gru;
     nc_status st;
+    NC_TAG(rnn_step) S;
 
     if (!nc_rnn_desc_ok(d)) return NC_ERR_ARG;
     N = d->batch; T = d->steps; I = d->inputs; U = d->units;
@@ -247,6 +332,10 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
     DPX = work + L.dpx; DPR = gru ? work + L.dpr : DPX; HP = work + L.hp;
     DH = work + L.dh; DHN = work + L.dhn; DC = work + L.dc; DCN = work + L.dcn;
     TMP = work + L.tmp; RT = work + L.rt;
+    /* the row tasks only read the cache: the casts drop const for the shared struct */
+    S.d = d; S.N = N; S.T = T; S.U = U; S.GU = GU; S.mask = mask; S.dy_seq = dy_seq;
+    S.P = (real *)P; S.H = (real *)H; S.CP = C; S.TC = (real *)TC; S.RH = (real *)RH;
+    S.H0 = H0; S.C0 = C0; S.DPX = DPX; S.DPR = DPR;
 
     /* R^T once, so the T products below read it untransposed (no per-step
      * repacking of a transposed operand) */
@@ -259,28 +348,9 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
     for (s = T; s-- > 0;) {
         t = NC_TAG(rnn_t)(d, s);
         if (s > 0) tp = NC_TAG(rnn_t)(d, s - 1);
-        for (b = 0; b < N; b++) {
-            real *dhb = DH + b * U;
-            const real *hpb = s > 0 ? NC_RNN_AT(H, b, tp, U) : H0 + b * U;
-            int masked = mask && !mask[b * T + t];
-            if (dy_seq && !masked) {
-                const real *dyb = dy_seq + (b * T + s) * U;
-                for (j = 0; j < U; j++) dhb[j] += dyb[j];
-            }
-            if (masked) { /* the state passed through untouched */
-                real *px = NC_RNN_AT(DPX, b, t, GU), *pr = NC_RNN_AT(DPR, b, t, GU);
-                for (j = 0; j < GU; j++) px[j] = pr[j] = 0;
-                for (j = 0; j < U; j++) DHN[b * U + j] = dhb[j];
-                for (j = 0; j < U; j++) DCN[b * U + j] = DC[b * U + j];
-                continue;
-            }
-            NC_TAG(rnn_cell_backward)(
-                d, U, NC_RNN_AT(P, b, t, GU), NC_RNN_AT(H, b, t, U), hpb,
-                lstm ? (s > 0 ? NC_RNN_AT(C, b, tp, U) : C0 + b * U) : NULL,
-                lstm ? NC_RNN_AT(TC, b, t, U) : NULL, gru ? NC_RNN_AT(RH, b, t, U) : NULL,
-                dhb, DC + b * U, NC_RNN_AT(DPX, b, t, GU),
-                gru ? NC_RNN_AT(DPR, b, t, GU) : NULL, DHN + b * U, DCN + b * U);
-        }
+        S.s = s; S.t = t; S.tp = tp;
+        S.DH = DH; S.DHN = DHN; S.DC = DC; S.DCN = DCN;
+        NC_TAG(rnn_run_rows)(N, GU, NC_TAG(rnn_bwd_task), &S);
         /* dh_prev += dpr R^T (times the recurrent dropout mask) */
         if (rmask) {
             st = NC_FN(gemm)(0, 0, N, U, GU, R_C(1), DPR + t * GU, T * GU, RT, U, R_C(0),

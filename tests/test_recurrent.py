@@ -388,17 +388,22 @@ def test_initializers_keras_defaults():
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_threads_give_identical_results(cell):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threads_give_identical_results(cell, dtype):
+    """Big enough steps (64 x 128 units) that the fused pass splits its rows
+    over two threads: the same bits as one thread, and right."""
     rng = np.random.default_rng(13)
-    x = rng.normal(size=(16, 10, 8)).astype(np.float32)
-    layer = _layer(cell, 32, 8, 10, np.float32, _weights(cell, 8, 32, rng, 0.2),
-                   return_sequences=True)
+    n, T, I, U = 64, 5, 8, 128
+    x = rng.normal(size=(n, T, I)).astype(dtype)
+    weights = _weights(cell, I, U, rng, 0.1)
+    mask = rng.random((n, T)) > 0.2
+    layer = _layer(cell, U, I, T, dtype, weights, return_sequences=True)
     old = nncore._core.get_num_threads()
     outs = []
     try:
         for threads in (1, 2):
             nncore._core.set_num_threads(threads)
-            y = layer.forward(x).copy()
+            y = layer.forward(x, mask=mask).copy()
             dx = layer.backward(np.ones_like(y)).copy()
             outs.append((y, dx, {k: v.copy() for k, v in layer.grads.items()}))
     finally:
@@ -407,6 +412,9 @@ def test_threads_give_identical_results(cell):
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
     for k in outs[0][2]:
         np.testing.assert_array_equal(outs[0][2][k], outs[1][2][k])
+    ry, _, _ = ref_rnn(cell, x, *[w.astype(dtype) for w in weights], mask=mask)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(outs[1][0], ry, rtol=tol, atol=tol)
 
 
 # ---------------------------------------------------------------------------
