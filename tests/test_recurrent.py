@@ -483,3 +483,32 @@ def test_simple_rnn_gradient_vanishes_where_lstm_does_not():
     assert simple[-1] / simple[0] < 1e-6
     assert min(lstm) / lstm[0] > 0.5
     assert lstm_default[-1] / lstm_default[0] > 100 * simple[-1] / simple[0]
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_input_dropout_one_mask_per_sequence(cell):
+    rng = np.random.default_rng(14)
+    n, T, I, U = 6, 4, 5, 3
+    x = rng.normal(size=(n, T, I))
+    weights = _weights(cell, I, U, rng)
+    layer = _layer(cell, U, I, T, np.float64, weights, return_sequences=True, dropout=0.5,
+                   seed=7)
+    plain = _layer(cell, U, I, T, np.float64, weights, return_sequences=True)
+    gy = rng.normal(size=(n, T, U))
+    y = layer.forward(x, training=True).copy()
+    dx = layer.backward(gy).copy()
+    xmask = layer._xmask.copy()
+    assert xmask.shape == (n, 1, I) and set(np.unique(xmask)) <= {0.0, 2.0}
+    assert 0 < np.count_nonzero(xmask) < xmask.size
+    np.testing.assert_allclose(y, plain.forward(x * xmask), rtol=1e-13)
+    np.testing.assert_allclose(dx, plain.backward(gy) * xmask, rtol=1e-13)
+    for k in layer.grads:
+        np.testing.assert_allclose(layer.grads[k], plain.grads[k], rtol=1e-12)
+    # inference: no dropout
+    np.testing.assert_array_equal(layer.forward(x), plain.forward(x))
+    # the next update draws a new mask; the same step, the same mask
+    layer.step = 0
+    layer.forward(x, training=True)
+    np.testing.assert_array_equal(layer._xmask, xmask)
+    layer.forward(x, training=True)
+    assert not np.array_equal(layer._xmask, xmask)

@@ -38,9 +38,10 @@ Masking. A padded step leaves the state unchanged and outputs zeros (with
 ``return_sequences``). In a model, ``mask_value=0.0`` marks as padded every
 step whose features all equal that value (Keras' ``Masking`` layer, fused).
 
-Recurrent dropout (``recurrent_dropout=rate``, while training) multiplies the
-previous state by one inverted-dropout mask per sequence before the
-recurrent product, for every gate (Keras' implementation 2).
+Dropout, while training, with one inverted-dropout mask per sequence (the
+same at every step), as Keras: ``dropout=rate`` on the inputs,
+``recurrent_dropout=rate`` on the previous state before the recurrent
+product (one mask for every gate: Keras' implementation 2).
 """
 from __future__ import annotations
 
@@ -111,14 +112,16 @@ class _RNN(Layer):
                  use_bias: bool = True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
-                 recurrent_dropout: float = 0.0, mask_value: Optional[float] = None,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, mask_value: Optional[float] = None,
                  seed: Optional[int] = None, input_shape=None, name: Optional[str] = None,
                  dtype=None):
         super().__init__(name=name, dtype=dtype, input_shape=input_shape)
         if not (isinstance(units, (int, np.integer)) and units > 0):
             raise ValueError(f"units must be a positive integer, got {units!r}")
-        if not (isinstance(recurrent_dropout, (int, float)) and 0 <= recurrent_dropout < 1):
-            raise ValueError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout!r}")
+        for key, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not (isinstance(rate, (int, float)) and 0 <= rate < 1):
+                raise ValueError(f"{key} must be in [0, 1), got {rate!r}")
+        self.dropout = float(dropout)
         self.units = int(units)
         self.return_sequences = bool(return_sequences)
         self.go_backwards = bool(go_backwards)
@@ -187,11 +190,20 @@ class _RNN(Layer):
         h0, c0 = self._split_state(initial_state, "initial_state")
         if mask is None and self.mask_value is not None:
             mask = np.any(x != self.mask_value, axis=-1)
-        rmask = None
-        if training and self.recurrent_dropout > 0:
-            rmask = random.dropout_mask((n, u), self.recurrent_dropout, dt, seed=self.seed,
-                                        stream=None if self.seed is None else self.step,
-                                        out=self.buffer("rmask", (n, u), dt))
+        rmask = xmask = None
+        if training and (self.dropout > 0 or self.recurrent_dropout > 0):
+            # one draw per update: the input mask takes the elements after
+            # the recurrent one's, so the two never share random numbers
+            stream = None if self.seed is None else self.step
+            if self.recurrent_dropout > 0:
+                rmask = random.dropout_mask((n, u), self.recurrent_dropout, dt, seed=self.seed,
+                                            stream=stream, out=self.buffer("rmask", (n, u), dt))
+            if self.dropout > 0:
+                i = self.input_shape[1]
+                xmask = random.dropout_mask((n, 1, i), self.dropout, dt, seed=self.seed,
+                                            stream=stream, offset=n * u,
+                                            out=self.buffer("xmask", (n, 1, i), dt))
+                x = np.multiply(x, xmask, out=self.buffer("x_dropped", x.shape, dt))
             self.step += 1
         cell = _core.RNN_CELLS[self._cell]
         cache_size, _ = _core.rnn_sizes(cell, n, t, self.input_shape[1], u)
@@ -210,6 +222,7 @@ class _RNN(Layer):
                           self._act_param, self.go_backwards, self.return_sequences,
                           y_seq, h_last, c_last, cache)
         self._x, self._mask, self._rmask, self._cache = x, mask, rmask, cache
+        self._xmask = xmask
         self._has_state = h0 is not None or c0 is not None
         self.final_state = (h_last, c_last) if self._cell == "lstm" else h_last
         return y_seq if self.return_sequences else h_last
@@ -236,6 +249,8 @@ class _RNN(Layer):
             self.buffer("dc0", (n, self.units), dt) if want_state and self._cell == "lstm"
             else None,
             self.buffer("work", (work_size,), dt))
+        if dx is not None and self._xmask is not None:
+            np.multiply(dx, self._xmask, out=dx)
         if want_state:
             self.initial_state_grad = (res[4], res[5]) if self._cell == "lstm" else res[4]
         else:
@@ -255,11 +270,13 @@ class _RNN(Layer):
             reg = getattr(self, key)
             if reg is not None:
                 config[key] = regularizers.serialize(reg)
+        if self.dropout:
+            config["dropout"] = self.dropout
         if self.recurrent_dropout:
             config["recurrent_dropout"] = self.recurrent_dropout
         if self.mask_value is not None:
             config["mask_value"] = self.mask_value
-        if self.seed is not None and self.recurrent_dropout:
+        if self.seed is not None and (self.dropout or self.recurrent_dropout):
             config["seed"] = self.seed
         if self.input_shape is not None:
             config["input_shape"] = list(self.input_shape)
