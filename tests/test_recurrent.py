@@ -512,3 +512,18 @@ def test_input_dropout_one_mask_per_sequence(cell):
     np.testing.assert_array_equal(layer._xmask, xmask)
     layer.forward(x, training=True)
     assert not np.array_equal(layer._xmask, xmask)
+
+
+def test_sigmoid_simple_rnn_as_output_layer_is_not_fused_into_the_loss():
+    """The model fuses a sigmoid output layer into binary cross-entropy by its
+    `activation`; a SimpleRNN's activation is its cell's, applied every step,
+    so the loss must see the real outputs."""
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=(8, 4, 3))
+    y = (rng.random((8, 1)) > 0.5).astype(np.float64)
+    model = nncore.Sequential([SimpleRNN(1, activation="sigmoid", input_shape=(4, 3))],
+                              seed=0, dtype="float64")
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    p = model.predict(x)
+    expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-9)
