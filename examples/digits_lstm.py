@@ -5,8 +5,10 @@ rows top to bottom and a softmax layer names the digit from its last state.
 
     python examples/digits_lstm.py                 # 60,000 images, 4 epochs
     python examples/digits_lstm.py --epochs 2 --train 20000
+    python examples/digits_lstm.py --quick   # 3,000 images, 1 epoch (or NNCORE_EXAMPLES_QUICK=1)
 """
 import argparse
+import os
 import time
 
 import numpy as np
@@ -37,7 +39,10 @@ if __name__ == "__main__":
     parser.add_argument("--train", type=int, default=None, help="training images (all)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--units", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="3,000 images, 1 epoch")
     args = parser.parse_args()
+    if args.quick or os.environ.get("NNCORE_EXAMPLES_QUICK") == "1":
+        args.train, args.epochs = 3000, 1
     start = time.perf_counter()
     acc, _ = run(args.train, args.epochs, args.units, verbose=1)
     print(f"LSTM({args.units}) on digits16 rows: test accuracy {acc:.4f} "

@@ -17,8 +17,9 @@ so it has to be inferred from what came before.
   short, fixed-length pattern a feed-forward net maps well).
 
     python examples/sine_lstm.py            # full run, prints the test MSEs
-    python examples/sine_lstm.py --quick    # a smaller run
+    python examples/sine_lstm.py --quick    # a smaller run (or NNCORE_EXAMPLES_QUICK=1)
 """
+import os
 import sys
 
 import numpy as np
@@ -67,7 +68,8 @@ def run(n_train=4000, n_test=1000, epochs=40, seed=0, verbose=0):
 
 
 if __name__ == "__main__":
-    r = run(1000, 500, 15) if "--quick" in sys.argv else run()
+    quick = "--quick" in sys.argv or os.environ.get("NNCORE_EXAMPLES_QUICK") == "1"
+    r = run(1000, 500, 15) if quick else run()
     print("test MSE, predicting the next value of a sine of unknown frequency:")
     print(f"  LSTM(32), Dense(1)                               {r['lstm']:.5f}")
     print(f"  dense baseline of the current value (32, 32, 1)  {r['dense']:.5f}"
