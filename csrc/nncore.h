@@ -573,6 +573,97 @@ nc_status nc_davgpool2d_forward(const nc_pool2d_geom *g, const double *x, double
 nc_status nc_savgpool2d_backward(const nc_pool2d_geom *g, const float *dy, float *dx);
 nc_status nc_davgpool2d_backward(const nc_pool2d_geom *g, const double *dy, double *dx);
 
+
+/* ------------------------------------------------------------------------ */
+/* Recurrent layers (csrc/rnn.c)                                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * SimpleRNN, LSTM and GRU over a whole sequence, forward and backward through
+ * time, in Keras' weight layouts (so weights move between nncore and Keras
+ * unchanged). With G gates (1, 4, 3) and U units:
+ *   kernel           inputs x G*U
+ *   recurrent_kernel U x G*U
+ *   bias             G*U (SIMPLE, LSTM) or 2 x G*U (GRU: row 0 the input
+ *                    bias, row 1 the recurrent bias, Keras' reset_after=True);
+ *                    NULL for no bias
+ * Gate blocks, in column order:
+ *   SIMPLE  h = act(x W + h_prev R + b)
+ *   LSTM    i, f, c, o:  i,f,o = sigmoid, g = tanh; c = f c_prev + i g;
+ *           h = o tanh(c)
+ *   GRU     z, r, h:     z,r = sigmoid(x W + b_in + h_prev R + b_rec);
+ *           hh = tanh((x W + b_in)_h + r * (h_prev R + b_rec)_h);
+ *           h = z h_prev + (1 - z) hh
+ * Sequences are batch-major: x is batch x steps x inputs, contiguous.
+ *
+ * The input projection of every step is one GEMM; the time loop is here, one
+ * recurrent GEMM and one fused pass (gates, activations, cell update) per
+ * step. go_backwards reads the input from the last step to the first; the
+ * output sequence is then in processing order (Keras' convention).
+ * mask (batch x steps, 0 = padded, indexed by INPUT step; NULL = none): a
+ * masked step leaves the state as it was and outputs zeros in y_seq.
+ * rmask (batch x U, NULL = none): recurrent dropout, multiplies h_prev before
+ * the recurrent product at every step (one mask for the whole sequence).
+ * cache (nc_rnn_cache_size elements) keeps what backward needs; work
+ * (nc_rnn_work_size elements) is backward's scratch. No allocation.
+ */
+typedef enum nc_rnn_cell {
+    NC_RNN_SIMPLE = 0,
+    NC_RNN_LSTM = 1,
+    NC_RNN_GRU = 2,
+    NC_RNN_COUNT_ = 3
+} nc_rnn_cell;
+
+typedef struct nc_rnn_desc {
+    nc_rnn_cell cell;
+    size_t batch, steps, inputs, units; /* all >= 1 */
+    nc_act act;       /* SIMPLE's activation (element-wise ones only) */
+    double param;     /* its parameter (leaky_relu slope, elu alpha) */
+    int go_backwards;
+} nc_rnn_desc;
+
+/* Gates per cell (1, 4, 3); 0 for an unknown cell. */
+size_t nc_rnn_gates(nc_rnn_cell cell);
+/* Elements of forward's cache and of backward's scratch. */
+size_t nc_rnn_cache_size(const nc_rnn_desc *d);
+size_t nc_rnn_work_size(const nc_rnn_desc *d);
+
+/*
+ * Forward. h0, c0 (batch x U) are the initial state (NULL: zeros; c0 only for
+ * LSTM). Outputs, each NULL when unwanted: y_seq (batch x steps x U), h_last
+ * and c_last (batch x U, the final state). Outputs must not overlap inputs.
+ */
+nc_status nc_srnn_forward(const nc_rnn_desc *d, const float *x, const float *kernel,
+                          const float *recurrent_kernel, const float *bias,
+                          const float *h0, const float *c0, const uint8_t *mask,
+                          const float *rmask, float *y_seq, float *h_last, float *c_last,
+                          float *cache);
+nc_status nc_drnn_forward(const nc_rnn_desc *d, const double *x, const double *kernel,
+                          const double *recurrent_kernel, const double *bias,
+                          const double *h0, const double *c0, const uint8_t *mask,
+                          const double *rmask, double *y_seq, double *h_last, double *c_last,
+                          double *cache);
+
+/*
+ * Backward through time after a forward with the same d, x, weights, mask,
+ * rmask and cache. Incoming gradients (NULL = zero): dy_seq (batch x steps x
+ * U), dh_last, dc_last (batch x U). Outputs (NULL = not wanted; overwritten,
+ * never accumulated): dx (like x), dkernel, drecurrent, dbias (like the
+ * weights; dbias only with a bias), dh0, dc0 (batch x U).
+ */
+nc_status nc_srnn_backward(const nc_rnn_desc *d, const float *x, const float *kernel,
+                           const float *recurrent_kernel, const uint8_t *mask,
+                           const float *rmask, const float *cache, const float *dy_seq,
+                           const float *dh_last, const float *dc_last, float *dx,
+                           float *dkernel, float *drecurrent, float *dbias, float *dh0,
+                           float *dc0, float *work);
+nc_status nc_drnn_backward(const nc_rnn_desc *d, const double *x, const double *kernel,
+                           const double *recurrent_kernel, const uint8_t *mask,
+                           const double *rmask, const double *cache, const double *dy_seq,
+                           const double *dh_last, const double *dc_last, double *dx,
+                           double *dkernel, double *drecurrent, double *dbias, double *dh0,
+                           double *dc0, double *work);
+
 #ifdef __cplusplus
 }
 #endif

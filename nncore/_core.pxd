@@ -279,3 +279,51 @@ cdef extern from "nncore.h" nogil:
     nc_status nc_savgpool2d_backward(const nc_pool2d_geom *g, const float *dy, float *dx)
     nc_status nc_davgpool2d_backward(const nc_pool2d_geom *g, const double *dy, double *dx)
 # ---- end convolution and pooling ----
+
+
+# ---- recurrent layers (csrc/rnn.c) ----
+from libc.stdint cimport uint8_t
+
+cdef extern from "nncore.h" nogil:
+    ctypedef enum nc_rnn_cell:
+        NC_RNN_SIMPLE
+        NC_RNN_LSTM
+        NC_RNN_GRU
+        NC_RNN_COUNT_
+
+    ctypedef struct nc_rnn_desc:
+        nc_rnn_cell cell
+        size_t batch
+        size_t steps
+        size_t inputs
+        size_t units
+        nc_act act
+        double param
+        int go_backwards
+
+    size_t nc_rnn_gates(nc_rnn_cell cell)
+    size_t nc_rnn_cache_size(const nc_rnn_desc *d)
+    size_t nc_rnn_work_size(const nc_rnn_desc *d)
+    nc_status nc_srnn_forward(const nc_rnn_desc *d, const float *x, const float *kernel,
+                              const float *recurrent_kernel, const float *bias,
+                              const float *h0, const float *c0, const uint8_t *mask,
+                              const float *rmask, float *y_seq, float *h_last, float *c_last,
+                              float *cache)
+    nc_status nc_drnn_forward(const nc_rnn_desc *d, const double *x, const double *kernel,
+                              const double *recurrent_kernel, const double *bias,
+                              const double *h0, const double *c0, const uint8_t *mask,
+                              const double *rmask, double *y_seq, double *h_last,
+                              double *c_last, double *cache)
+    nc_status nc_srnn_backward(const nc_rnn_desc *d, const float *x, const float *kernel,
+                               const float *recurrent_kernel, const uint8_t *mask,
+                               const float *rmask, const float *cache, const float *dy_seq,
+                               const float *dh_last, const float *dc_last, float *dx,
+                               float *dkernel, float *drecurrent, float *dbias, float *dh0,
+                               float *dc0, float *work)
+    nc_status nc_drnn_backward(const nc_rnn_desc *d, const double *x, const double *kernel,
+                               const double *recurrent_kernel, const uint8_t *mask,
+                               const double *rmask, const double *cache, const double *dy_seq,
+                               const double *dh_last, const double *dc_last, double *dx,
+                               double *dkernel, double *drecurrent, double *dbias,
+                               double *dh0, double *dc0, double *work)
+# ---- end recurrent layers ----

@@ -1996,3 +1996,227 @@ def pool2d_backward(str mode, x_shape, dy, pool_size, strides=None, str padding=
                                             <double *>cnp.PyArray_DATA(DX))
     _check_status(st)
     return DX
+
+
+# ==========================================================================
+# Recurrent layers (csrc/rnn.c)
+# ==========================================================================
+
+RNN_CELLS = {"simple": NC_RNN_SIMPLE, "lstm": NC_RNN_LSTM, "gru": NC_RNN_GRU}
+
+
+cdef int _rnn_desc(nc_rnn_desc *d, int cell, Py_ssize_t n, Py_ssize_t t, Py_ssize_t i,
+                   Py_ssize_t u, int act, double param, bint go_backwards) except -1:
+    if cell < 0 or cell >= NC_RNN_COUNT_:
+        raise ValueError(f"unknown recurrent cell code {cell}")
+    if n < 1 or t < 1 or i < 1 or u < 1:
+        raise ValueError(f"a recurrent layer needs at least one sample, step, input and unit; "
+                         f"got batch {n}, steps {t}, inputs {i}, units {u}")
+    if cell == NC_RNN_SIMPLE:
+        _check_act(act, param)
+        if act == NC_ACT_SOFTMAX or act == NC_ACT_LOG_SOFTMAX:
+            raise ValueError("a SimpleRNN's activation must be element-wise, not a softmax")
+    d.cell = <nc_rnn_cell>cell
+    d.batch, d.steps, d.inputs, d.units = n, t, i, u
+    d.act = <nc_act>act
+    d.param = param
+    d.go_backwards = go_backwards
+    return 0
+
+
+def rnn_sizes(int cell, Py_ssize_t batch, Py_ssize_t steps, Py_ssize_t inputs,
+              Py_ssize_t units):
+    """(cache elements, backward scratch elements) of a recurrent pass."""
+    cdef nc_rnn_desc d
+    _rnn_desc(&d, cell, batch, steps, inputs, units, NC_ACT_TANH, 0.0, False)
+    return nc_rnn_cache_size(&d), nc_rnn_work_size(&d)
+
+
+cdef cnp.ndarray _rnn_in(object a, str name, int t, tuple shape):
+    """An optional input of a recurrent pass: checked dtype and shape, or None."""
+    cdef cnp.ndarray A
+    if a is None:
+        return None
+    A = _real(a, name)
+    if cnp.PyArray_TYPE(A) != t:
+        raise TypeError(f"{name} has dtype {A.dtype} but x is "
+                        f"{np.dtype(np.float32 if t == F32 else np.float64)}; pass them in one dtype")
+    if _shape(A) != shape:
+        raise ValueError(f"{name} has shape {_shape(A)}; it needs {shape}")
+    return A
+
+
+cdef cnp.ndarray _rnn_mask(object mask, tuple shape):
+    cdef cnp.ndarray M
+    if mask is None:
+        return None
+    M = np.asarray(mask)
+    if M.dtype.kind not in "biu":
+        raise TypeError(f"mask has dtype {M.dtype}; it must be boolean (True = a real step)")
+    if _shape(M) != shape:
+        raise ValueError(f"mask has shape {_shape(M)}; it needs (batch, steps) = {shape}")
+    return np.ascontiguousarray(M != 0, dtype=np.uint8)
+
+
+cdef inline void *_ptr(object a):
+    return NULL if a is None else cnp.PyArray_DATA(a)
+
+
+cdef int _rnn_apart(list outs, list ins) except -1:
+    """Every output apart from every input and from every other output."""
+    for i, (O, oname) in enumerate(outs):
+        if O is None:
+            continue
+        for I, iname in ins:
+            if I is not None:
+                _no_overlap(O, oname, I, iname)
+        for O2, oname2 in outs[i + 1:]:
+            if O2 is not None:
+                _no_overlap(O2, oname2, O, oname)
+    return 0
+
+
+def rnn_forward(int cell, x, kernel, recurrent_kernel, bias=None, h0=None, c0=None,
+                mask=None, rmask=None, int act=NC_ACT_TANH, double param=0.0,
+                bint go_backwards=False, bint return_sequences=False,
+                y_seq=None, h_last=None, c_last=None, cache=None):
+    """A recurrent layer over whole sequences x (batch, steps, inputs).
+
+    Weights in Keras' layouts (see csrc/nncore.h). h0, c0 (batch, units): the
+    initial state (None: zeros; c0 only for "lstm"); mask (batch, steps),
+    False at padded steps; rmask (batch, units): a recurrent dropout mask.
+    Returns (y_seq or None, h_last, c_last or None, cache); pass the cache to
+    rnn_backward unchanged.
+    """
+    cdef cnp.ndarray X = _real(x, "x"), W, R, B, H0, C0, M, RM
+    cdef cnp.ndarray Y = None, HL, CL = None, CA
+    cdef nc_rnn_desc d
+    cdef Py_ssize_t n, t, i, u, g
+    cdef int typ = cnp.PyArray_TYPE(X)
+    cdef nc_status st
+    _ndim(X, "x", 3)
+    n, t, i = X.shape[0], X.shape[1], X.shape[2]
+    if cell < 0 or cell >= NC_RNN_COUNT_:
+        raise ValueError(f"unknown recurrent cell code {cell}")
+    g = nc_rnn_gates(<nc_rnn_cell>cell)
+    R = _real(recurrent_kernel, "recurrent_kernel")
+    _ndim(R, "recurrent_kernel", 2)
+    u = R.shape[0]
+    _rnn_desc(&d, cell, n, t, i, u, act, param, go_backwards)
+    W = _rnn_in(kernel, "kernel", typ, (i, g * u))
+    R = _rnn_in(R, "recurrent_kernel", typ, (u, g * u))
+    bshape = (2, g * u) if cell == NC_RNN_GRU else (1, g * u)
+    bshape = bshape if cell == NC_RNN_GRU else bshape[1:]
+    B = _rnn_in(bias, "bias", typ, bshape)
+    H0 = _rnn_in(h0, "h0", typ, (n, u))
+    C0 = _rnn_in(c0, "c0", typ, (n, u)) if cell == NC_RNN_LSTM else None
+    if c0 is not None and cell != NC_RNN_LSTM:
+        raise ValueError("only an LSTM has a cell state (c0)")
+    M = _rnn_mask(mask, (n, t))
+    RM = _rnn_in(rmask, "rmask", typ, (n, u))
+    if return_sequences:
+        Y = _out(y_seq, "y_seq", typ, (n, t, u))
+    HL = _out(h_last, "h_last", typ, (n, u))
+    if cell == NC_RNN_LSTM:
+        CL = _out(c_last, "c_last", typ, (n, u))
+    CA = _out(cache, "cache", typ, (<Py_ssize_t>nc_rnn_cache_size(&d),))
+    _rnn_apart([(Y, "y_seq"), (HL, "h_last"), (CL, "c_last"), (CA, "cache")],
+               [(X, "x"), (W, "kernel"), (R, "recurrent_kernel"), (B, "bias"), (H0, "h0"),
+                (C0, "c0"), (RM, "rmask")])
+    cdef void *p[12]
+    for k, A in enumerate((X, W, R, B, H0, C0, M, RM, Y, HL, CL, CA)):
+        p[k] = _ptr(A)
+    if typ == F32:
+        with nogil:
+            st = nc_srnn_forward(&d, <const float *>p[0], <const float *>p[1],
+                                 <const float *>p[2], <const float *>p[3],
+                                 <const float *>p[4], <const float *>p[5],
+                                 <const uint8_t *>p[6], <const float *>p[7],
+                                 <float *>p[8], <float *>p[9], <float *>p[10], <float *>p[11])
+    else:
+        with nogil:
+            st = nc_drnn_forward(&d, <const double *>p[0], <const double *>p[1],
+                                 <const double *>p[2], <const double *>p[3],
+                                 <const double *>p[4], <const double *>p[5],
+                                 <const uint8_t *>p[6], <const double *>p[7],
+                                 <double *>p[8], <double *>p[9], <double *>p[10],
+                                 <double *>p[11])
+    _check_status(st)
+    return Y, HL, CL, CA
+
+
+def rnn_backward(int cell, x, kernel, recurrent_kernel, cache, dy_seq=None, dh_last=None,
+                 dc_last=None, mask=None, rmask=None, int act=NC_ACT_TANH, double param=0.0,
+                 bint go_backwards=False, bint has_bias=True, bint want_dx=True,
+                 bint want_dweights=True, bint want_dstate=False, dx=None, dkernel=None,
+                 drecurrent=None, dbias=None, dh0=None, dc0=None, work=None):
+    """Backward through time after rnn_forward (same arguments and its cache).
+
+    dy_seq (batch, steps, units), dh_last, dc_last (batch, units): incoming
+    gradients (None = zero). Returns (dx, dkernel, drecurrent, dbias, dh0,
+    dc0), None where not wanted (dbias without a bias, dc0 but for "lstm").
+    """
+    cdef cnp.ndarray X = _real(x, "x"), W, R, CA, DY, DHL, DCL, M, RM
+    cdef cnp.ndarray DX = None, DW = None, DR = None, DB = None, DH0 = None, DC0 = None, WK
+    cdef nc_rnn_desc d
+    cdef Py_ssize_t n, t, i, u, g
+    cdef int typ = cnp.PyArray_TYPE(X)
+    cdef nc_status st
+    _ndim(X, "x", 3)
+    n, t, i = X.shape[0], X.shape[1], X.shape[2]
+    if cell < 0 or cell >= NC_RNN_COUNT_:
+        raise ValueError(f"unknown recurrent cell code {cell}")
+    g = nc_rnn_gates(<nc_rnn_cell>cell)
+    R = _real(recurrent_kernel, "recurrent_kernel")
+    _ndim(R, "recurrent_kernel", 2)
+    u = R.shape[0]
+    _rnn_desc(&d, cell, n, t, i, u, act, param, go_backwards)
+    W = _rnn_in(kernel, "kernel", typ, (i, g * u))
+    R = _rnn_in(R, "recurrent_kernel", typ, (u, g * u))
+    CA = _rnn_in(cache, "cache", typ, (<Py_ssize_t>nc_rnn_cache_size(&d),))
+    DY = _rnn_in(dy_seq, "dy_seq", typ, (n, t, u))
+    DHL = _rnn_in(dh_last, "dh_last", typ, (n, u))
+    DCL = _rnn_in(dc_last, "dc_last", typ, (n, u)) if cell == NC_RNN_LSTM else None
+    M = _rnn_mask(mask, (n, t))
+    RM = _rnn_in(rmask, "rmask", typ, (n, u))
+    if want_dx:
+        DX = _out(dx, "dx", typ, (n, t, i))
+    if want_dweights:
+        DW = _out(dkernel, "dkernel", typ, (i, g * u))
+        DR = _out(drecurrent, "drecurrent", typ, (u, g * u))
+        if has_bias:
+            bshape = (2, g * u) if cell == NC_RNN_GRU else (1, g * u)
+            bshape = bshape if cell == NC_RNN_GRU else bshape[1:]
+            DB = _out(dbias, "dbias", typ, bshape)
+    if want_dstate:
+        DH0 = _out(dh0, "dh0", typ, (n, u))
+        if cell == NC_RNN_LSTM:
+            DC0 = _out(dc0, "dc0", typ, (n, u))
+    WK = _out(work, "work", typ, (<Py_ssize_t>nc_rnn_work_size(&d),))
+    _rnn_apart([(DX, "dx"), (DW, "dkernel"), (DR, "drecurrent"), (DB, "dbias"),
+                (DH0, "dh0"), (DC0, "dc0"), (WK, "work")],
+               [(X, "x"), (W, "kernel"), (R, "recurrent_kernel"), (CA, "cache"),
+                (DY, "dy_seq"), (DHL, "dh_last"), (DCL, "dc_last"), (RM, "rmask")])
+    cdef void *p[17]
+    for k, A in enumerate((X, W, R, M, RM, CA, DY, DHL, DCL, DX, DW, DR, DB, DH0, DC0, WK)):
+        p[k] = _ptr(A)
+    if typ == F32:
+        with nogil:
+            st = nc_srnn_backward(&d, <const float *>p[0], <const float *>p[1],
+                                  <const float *>p[2], <const uint8_t *>p[3],
+                                  <const float *>p[4], <const float *>p[5],
+                                  <const float *>p[6], <const float *>p[7],
+                                  <const float *>p[8], <float *>p[9], <float *>p[10],
+                                  <float *>p[11], <float *>p[12], <float *>p[13],
+                                  <float *>p[14], <float *>p[15])
+    else:
+        with nogil:
+            st = nc_drnn_backward(&d, <const double *>p[0], <const double *>p[1],
+                                  <const double *>p[2], <const uint8_t *>p[3],
+                                  <const double *>p[4], <const double *>p[5],
+                                  <const double *>p[6], <const double *>p[7],
+                                  <const double *>p[8], <double *>p[9], <double *>p[10],
+                                  <double *>p[11], <double *>p[12], <double *>p[13],
+                                  <double *>p[14], <double *>p[15])
+    _check_status(st)
+    return DX, DW, DR, DB, DH0, DC0
