@@ -259,8 +259,11 @@ class Sequential:
     def _prepare_training(self) -> None:
         """Work out loss fusion, metrics and optimizer state (needs a built model)."""
         loss = self.loss
+        from nncore.layers.core import _ActivationMixin
         last = self._compute_layers[-1]
-        act = getattr(last, "activation", None)
+        # only layers that can stop before their activation (emit_logits) fuse it
+        # into the loss; another layer's "activation" attribute means nothing here
+        act = last.activation if isinstance(last, _ActivationMixin) else None
         self._fused = (not loss.from_logits and (act, loss.name) in _FUSABLE)
         for layer in self._compute_layers:
             if hasattr(layer, "emit_logits"):
