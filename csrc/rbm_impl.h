@@ -15,19 +15,15 @@
  * being 32-bit draw i of (seed, stream) (block i / 4, word i % 4). */
 static void NC_TAG(rbm_bernoulli)(uint64_t seed, uint64_t stream, size_t n, real *p)
 {
-    size_t i, blk;
-    uint32_t ctr[4], key[2], w[4];
-    key[0] = (uint32_t)seed;
-    key[1] = (uint32_t)(seed >> 32);
-    ctr[2] = (uint32_t)stream;
-    ctr[3] = (uint32_t)(stream >> 32);
-    for (blk = 0, i = 0; i < n; blk++) {
-        size_t j, len = NC_MIN(n - i, (size_t)4);
-        ctr[0] = (uint32_t)blk;
-        ctr[1] = (uint32_t)((uint64_t)blk >> 32);
-        nc_philox4x32_10(ctr, key, w);
-        for (j = 0; j < len; j++, i++)
-            p[i] = (double)w[j] < (double)p[i] * 4294967296.0 ? R_C(1) : R_C(0);
+    size_t i0;
+    uint32_t w[4][RBM_LANES];
+    for (i0 = 0; i0 < n; i0 += 4 * RBM_LANES) {
+        size_t e, len = NC_MIN(n - i0, (size_t)(4 * RBM_LANES));
+        rbm_philox_lanes(seed, stream, (uint64_t)(i0 / 4), w);
+        for (e = 0; e < len; e++) {
+            real *q = p + i0 + e;
+            *q = (double)w[e % 4][e / 4] < (double)*q * 4294967296.0 ? R_C(1) : R_C(0);
+        }
     }
 }
 
