@@ -77,12 +77,14 @@ def reference_update(v0, w, bv, bh, seed, step, k=1, persistent=False, chain=Non
     return (1 - lr * weight_decay) * w + lr * gw, bv + lr * gbv, bh + lr * gbh, new_chain, err, None
 
 
-def tiny(dtype, nv=5, nh=3, m=4, seed=3):
+def tiny(dtype, nv=5, nh=3, m=4, seed=3, density=0.5, shift=0.0):
+    """A small RBM; low density and a negative shift of the biases make the data
+    and the samples sparse (the engine's row-adding products)."""
     rng = np.random.default_rng(seed)
-    v0 = (rng.random((m, nv)) < 0.5).astype(dtype)
+    v0 = (rng.random((m, nv)) < density).astype(dtype)
     w = rng.normal(0, 0.5, (nv, nh)).astype(dtype)
-    bv = rng.normal(0, 0.1, nv).astype(dtype)
-    bh = rng.normal(0, 0.1, nh).astype(dtype)
+    bv = (rng.normal(0, 0.1, nv) + shift).astype(dtype)
+    bh = (rng.normal(0, 0.1, nh) + shift).astype(dtype)
     return v0, w, bv, bh
 
 
@@ -128,13 +130,23 @@ def test_cd1_matches_hand_computation_tiny():
     dict(persistent=True, k=2, momentum=0.9, weight_decay=0.01),
     dict(momentum=0.5, weight_decay=0.1),
     dict(gaussian=True, k=2),
+    dict(sparse=True),
+    dict(sparse=True, k=2, persistent=True, momentum=0.5, weight_decay=0.01),
+    dict(sparse=True, graded=True),
 ])
 def test_update_matches_reference(isa, dtype, tol, case):
-    v0, w, bv, bh = tiny(dtype, nv=7, nh=5, m=6)
+    if case.get("sparse"):
+        # mostly-zero data and samples: the products that add up rows
+        v0, w, bv, bh = tiny(dtype, nv=40, nh=24, m=6, density=0.1, shift=-3.0)
+        if case.get("graded"):  # nonzeros that are not 1
+            v0 *= np.random.default_rng(4).random(v0.shape).astype(dtype)
+        assert (v0 != 0).mean() < 0.35
+    else:
+        v0, w, bv, bh = tiny(dtype, nv=7, nh=5, m=6)
     if case.get("gaussian"):
         v0 = np.random.default_rng(1).normal(size=v0.shape).astype(dtype)
     seed, step = 12345678901, 9
-    chain = (np.random.default_rng(2).random((6, 5)) < 0.5).astype(dtype)
+    chain = (np.random.default_rng(2).random((6, w.shape[1])) < 0.2).astype(dtype)
     vel = tuple(np.random.default_rng(3).normal(0, 0.01, a.shape).astype(dtype)
                 for a in (w, bv, bh))
     mom = case.get("momentum", 0.0)
