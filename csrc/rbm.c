@@ -5,10 +5,6 @@
 #include "internal.h"
 
 #define RBM_LANES 16 /* Philox blocks computed side by side */
-/* Left factors with at most this fraction of nonzeros take the row-adding
- * products; denser ones the GEMM (which is ~3x faster per multiply-add). */
-#define RBM_SPARSE_MAX 0.35
-#define RBM_GRAIN 65536.0 /* multiply-adds per thread worth a task split */
 
 /*
  * Philox-4x32-10 blocks first .. first + RBM_LANES - 1 of (seed, stream):
@@ -63,6 +59,6 @@ static void rbm_philox_lanes(uint64_t seed, uint64_t stream, uint64_t first,
 
 size_t nc_rbm_work_size(size_t m, size_t n_visible, size_t n_hidden)
 {
-    /* [v0; v-] and [h0; -h-], hidden samples, a reconstruction, W^T, grad W */
-    return 3 * m * n_visible + 3 * m * n_hidden + 2 * n_visible * n_hidden;
+    /* [v0; v-] and [h0; -h-], hidden samples, a reconstruction */
+    return 3 * m * n_visible + 3 * m * n_hidden;
 }

@@ -6,8 +6,7 @@
  *   p(h = 1 | v) = sigmoid(v W + bh)
  *   Bernoulli visibles: p(v = 1 | h) = sigmoid(h W^T + bv)
  *   Gaussian visibles (unit variance): v | h ~ N(h W^T + bv, 1)
- * Dense products go through nc_?gemm (transposes read in place), sparse
- * ones (binary data and samples) add up rows (see rbm_mm below); sigmoids
+ * Every product goes through nc_?gemm (transposes read in place); sigmoids
  * through real.h's vector hook; draws through Philox keyed by (seed, stream,
  * element), so a sample never depends on the thread count.
  */
@@ -52,133 +51,20 @@ static void NC_TAG(rbm_add_normal)(uint64_t seed, uint64_t stream, size_t n, rea
     }
 }
 
-/*
- * Products with a sparse left factor. Binary data (digits), Bernoulli samples
- * and the persistent chain are mostly zeros, so C = A B is cheaper as a sum
- * of the rows of B that A's nonzeros pick (an add of a contiguous row, which
- * vectorises) than as a dense product. Each C[i, j] still sums its terms in
- * increasing order of the inner index, and work is split by output rows, so
- * results do not depend on the thread count. Dense operands go to nc_?gemm.
- */
-typedef struct NC_TAG(rbm_mm_job) {
-    size_t m, n, k;
-    const real *a, *b;
-    real *c;
-} NC_TAG(rbm_mm_job);
-
-#define RBM_ROWS_PER_TASK 8
-
-/* C rows [i0, i1) = A B, skipping A's zeros (B k x n, C m x n, contiguous). */
-static void NC_TAG(rbm_skip_rows)(const NC_TAG(rbm_mm_job) *J, size_t i0, size_t i1)
-{
-    size_t i, p, j, n = J->n, k = J->k;
-    for (i = i0; i < i1; i++) {
-        const real *ai = J->a + i * k;
-        real *ci = J->c + i * n;
-        for (j = 0; j < n; j++) ci[j] = 0;
-        for (p = 0; p < k; p++) {
-            const real aip = ai[p], *bp = J->b + p * n;
-            if (aip == 0) continue;
-            if (aip == 1)
-                for (j = 0; j < n; j++) ci[j] += bp[j];
-            else
-                for (j = 0; j < n; j++) ci[j] += aip * bp[j];
-        }
-    }
-}
-
-static void NC_TAG(rbm_skip_task)(void *ctx, size_t task, int thread)
-{
-    const NC_TAG(rbm_mm_job) *J = (const NC_TAG(rbm_mm_job) *)ctx;
-    size_t i0 = task * RBM_ROWS_PER_TASK;
-    (void)thread;
-    NC_TAG(rbm_skip_rows)(J, i0, NC_MIN(J->m, i0 + RBM_ROWS_PER_TASK));
-}
-
-/* G rows [p0, p1) = A^T B over A's m rows (A m x k, B m x n, G k x n), skipping
- * A's zeros: G[p, :] sums a(r, p) B[r, :] in increasing r. */
-static void NC_TAG(rbm_skip_rows_t)(const NC_TAG(rbm_mm_job) *J, size_t p0, size_t p1)
-{
-    size_t r, p, j, n = J->n, k = J->k;
-    for (p = p0; p < p1; p++)
-        for (j = 0; j < n; j++) J->c[p * n + j] = 0;
-    for (r = 0; r < J->m; r++) {
-        const real *ar = J->a + r * k, *br = J->b + r * n;
-        for (p = p0; p < p1; p++) {
-            const real a = ar[p];
-            real *gp = J->c + p * n;
-            if (a == 0) continue;
-            if (a == 1)
-                for (j = 0; j < n; j++) gp[j] += br[j];
-            else
-                for (j = 0; j < n; j++) gp[j] += a * br[j];
-        }
-    }
-}
-
-static void NC_TAG(rbm_skip_task_t)(void *ctx, size_t task, int thread)
-{
-    const NC_TAG(rbm_mm_job) *J = (const NC_TAG(rbm_mm_job) *)ctx;
-    size_t p0 = task * RBM_ROWS_PER_TASK;
-    (void)thread;
-    NC_TAG(rbm_skip_rows_t)(J, p0, NC_MIN(J->k, p0 + RBM_ROWS_PER_TASK));
-}
-
-/* Whether A (n elements) is sparse enough for the skipping products. */
-static int NC_TAG(rbm_sparse)(size_t n, const real *a)
-{
-    size_t i, nz = 0;
-    for (i = 0; i < n; i++) nz += a[i] != 0;
-    return (double)nz <= RBM_SPARSE_MAX * (double)n;
-}
-
-/* C (m x n) = A (m x k) B (k x n), by rows of B when A is sparse. */
-static nc_status NC_TAG(rbm_mm)(size_t m, size_t n, size_t k, const real *a, const real *b,
-                                real *c)
-{
-    NC_TAG(rbm_mm_job) J;
-    if (!NC_TAG(rbm_sparse)(m * k, a))
-        return NC_FN(gemm)(0, 0, m, n, k, R_C(1), a, k, b, n, R_C(0), c, n);
-    J.m = m; J.n = n; J.k = k; J.a = a; J.b = b; J.c = c;
-    nc_parallel_for_max((m + RBM_ROWS_PER_TASK - 1) / RBM_ROWS_PER_TASK,
-                        nc_threads_for(RBM_SPARSE_MAX * (double)m * n * k, RBM_GRAIN),
-                        NC_TAG(rbm_skip_task), &J);
-    return NC_OK;
-}
-
-/* n x m transpose of a (m x n), in tiles so both sides stay in cache. */
-static void NC_TAG(rbm_transpose)(size_t m, size_t n, const real *a, real *at)
-{
-    size_t i0, j0, i, j;
-    for (i0 = 0; i0 < m; i0 += 16)
-        for (j0 = 0; j0 < n; j0 += 16)
-            for (i = i0; i < NC_MIN(m, i0 + 16); i++)
-                for (j = j0; j < NC_MIN(n, j0 + 16); j++) at[j * m + i] = a[i * n + j];
-}
-
-/* H = sigmoid(V W + bh): V is m x nv, H is m x nh. */
+/* H = sigmoid(V W + bh): V is m x nv, H is m x nh (row stride ldh). */
 static nc_status NC_TAG(rbm_hidden)(size_t m, size_t nv, size_t nh, const real *v,
-                                    const real *w, const real *bh, real *h)
+                                    const real *w, const real *bh, real *h, size_t ldh)
 {
-    nc_status st = NC_TAG(rbm_mm)(m, nh, nv, v, w, h);
+    nc_status st = NC_FN(gemm)(0, 0, m, nh, nv, R_C(1), v, nv, w, nh, R_C(0), h, ldh);
     if (st != NC_OK) return st;
-    return NC_FN(bias_act)(NC_ACT_SIGMOID, 0, m, nh, bh, h, nh);
+    return NC_FN(bias_act)(NC_ACT_SIGMOID, 0, m, nh, bh, h, ldh);
 }
 
-/* V = mean of v | h: f(H W^T + bv), f sigmoid or identity. wt (nh x nv) is
- * W^T, made on first use (*have_wt says whether it is), for sparse H. */
+/* V = mean of v | h: f(H W^T + bv), f sigmoid or identity. */
 static nc_status NC_TAG(rbm_visible)(nc_rbm_visible kind, size_t m, size_t nv, size_t nh,
-                                     const real *h, const real *w, const real *bv, real *v,
-                                     real *wt, int *have_wt)
+                                     const real *h, const real *w, const real *bv, real *v)
 {
-    nc_status st;
-    if (wt && NC_TAG(rbm_sparse)(m * nh, h)) {
-        if (!*have_wt) NC_TAG(rbm_transpose)(nv, nh, w, wt);
-        *have_wt = 1;
-        st = NC_TAG(rbm_mm)(m, nv, nh, h, wt, v);
-    } else {
-        st = NC_FN(gemm)(0, 1, m, nv, nh, R_C(1), h, nh, w, nh, R_C(0), v, nv);
-    }
+    nc_status st = NC_FN(gemm)(0, 1, m, nv, nh, R_C(1), h, nh, w, nh, R_C(0), v, nv);
     if (st != NC_OK) return st;
     return NC_FN(bias_act)(kind == NC_RBM_GAUSSIAN ? NC_ACT_IDENTITY : NC_ACT_SIGMOID, 0,
                            m, nv, bv, v, nv);
@@ -196,41 +82,21 @@ static double NC_TAG(rbm_sq_err)(size_t n, const real *a, const real *b)
     return s;
 }
 
-/* W-sized step: target = beta target + scale G (G = V^T H, by the skipping
- * product when V is sparse, else in nc_?gemm's epilogue). */
-static nc_status NC_TAG(rbm_grad_step)(size_t m2, size_t nv, size_t nh, const real *V,
-                                       const real *H, real scale, real beta, real *G,
-                                       real *target)
-{
-    NC_TAG(rbm_mm_job) J;
-    size_t i;
-    if (!NC_TAG(rbm_sparse)(m2 * nv, V))
-        return NC_FN(gemm)(1, 0, nv, nh, m2, scale, V, nv, H, nh, beta, target, nh);
-    J.m = m2; J.n = nh; J.k = nv; J.a = V; J.b = H; J.c = G;
-    nc_parallel_for_max((nv + RBM_ROWS_PER_TASK - 1) / RBM_ROWS_PER_TASK,
-                        nc_threads_for(RBM_SPARSE_MAX * (double)m2 * nv * nh, RBM_GRAIN),
-                        NC_TAG(rbm_skip_task_t), &J);
-    for (i = 0; i < nv * nh; i++) target[i] = beta * target[i] + scale * G[i];
-    return NC_OK;
-}
-
 nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, size_t nv,
                             size_t nh, const real *v0, real *w, real *bv, real *bh,
                             real *vel_w, real *vel_bv, real *vel_bh, real *chain,
                             real *work, double *recon_err)
 {
     /* work: V (2m x nv) = [v0; v-], H (2m x nh) = [h0; -h-], HS (m x nh) hidden
-     * samples, R (m x nv) reconstruction, WT (nh x nv) W^T for sparse hidden
-     * products, G (nv x nh) the gradient; V^T H is the whole gradient of W
+     * samples, R (m x nv) reconstruction; V^T H is then the whole gradient of W
      * in one product over 2m rows. */
     real *V = work, *H = V + 2 * m * nv, *HS = H + 2 * m * nh, *R = HS + m * nh;
-    real *WT = R + m * nv, *G = WT + nh * nv;
     real *Vn = V + m * nv, *Hn = H + m * nh;
     const real *hs;
     const real lr = (real)cfg->learning_rate, mom = (real)cfg->momentum;
     const real wd = (real)cfg->weight_decay, scale = lr / (real)(m ? m : 1);
     uint64_t base = step << 16;
-    int t, k = cfg->cd_k, have_wt = 0;
+    int t, k = cfg->cd_k;
     size_t i, j;
     nc_status st;
 
@@ -242,7 +108,7 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
 
     /* positive phase */
     memcpy(V, v0, m * nv * sizeof(real));
-    st = NC_TAG(rbm_hidden)(m, nv, nh, v0, w, bh, H);
+    st = NC_TAG(rbm_hidden)(m, nv, nh, v0, w, bh, H, nh);
     if (st != NC_OK) return st;
     if (!cfg->persistent || recon_err) {
         memcpy(HS, H, m * nh * sizeof(real));
@@ -250,7 +116,7 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
     }
     if (cfg->persistent && recon_err) {
         /* the chain is not a reconstruction of v0: one more product for it */
-        st = NC_TAG(rbm_visible)(cfg->visible, m, nv, nh, HS, w, bv, R, WT, &have_wt);
+        st = NC_TAG(rbm_visible)(cfg->visible, m, nv, nh, HS, w, bv, R);
         if (st != NC_OK) return st;
         *recon_err = NC_TAG(rbm_sq_err)(m * nv, v0, R);
     }
@@ -258,7 +124,7 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
 
     /* negative phase: k steps of block Gibbs sampling */
     for (t = 1; t <= k; t++) {
-        st = NC_TAG(rbm_visible)(cfg->visible, m, nv, nh, hs, w, bv, Vn, WT, &have_wt);
+        st = NC_TAG(rbm_visible)(cfg->visible, m, nv, nh, hs, w, bv, Vn);
         if (st != NC_OK) return st;
         if (t == 1 && !cfg->persistent && recon_err)
             *recon_err = NC_TAG(rbm_sq_err)(m * nv, v0, Vn);
@@ -267,7 +133,7 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
          * recommends for learning */
         if (cfg->visible == NC_RBM_BERNOULLI)
             NC_TAG(rbm_bernoulli)(cfg->seed, base | (uint64_t)(2 * t - 1), m * nv, Vn);
-        st = NC_TAG(rbm_hidden)(m, nv, nh, Vn, w, bh, Hn);
+        st = NC_TAG(rbm_hidden)(m, nv, nh, Vn, w, bh, Hn, nh);
         if (st != NC_OK) return st;
         if (t < k) {
             memcpy(HS, Hn, m * nh * sizeof(real));
@@ -284,23 +150,21 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
     for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
     if (mom != 0) {
         /* vel = mom vel + lr (grad - wd W); W += vel */
-        st = NC_TAG(rbm_grad_step)(2 * m, nv, nh, V, H, scale, mom, G, vel_w);
+        st = NC_FN(gemm)(1, 0, nv, nh, 2 * m, scale, V, nv, H, nh, mom, vel_w, nh);
         if (st != NC_OK) return st;
         for (i = 0; i < nv * nh; i++) {
             if (wd != 0) vel_w[i] -= lr * wd * w[i];
             w[i] += vel_w[i];
         }
     } else {
-        /* W = (1 - lr wd) W + lr grad */
-        st = NC_TAG(rbm_grad_step)(2 * m, nv, nh, V, H, scale, R_C(1) - lr * wd, G, w);
+        /* W = (1 - lr wd) W + lr grad, in the product's epilogue */
+        st = NC_FN(gemm)(1, 0, nv, nh, 2 * m, scale, V, nv, H, nh, R_C(1) - lr * wd, w, nh);
         if (st != NC_OK) return st;
     }
     /* biases (no weight decay): column sums of the two halves, in row order */
     for (j = 0; j < nv; j++) R[j] = 0;
-    for (i = 0; i < m; i++) {
-        const real *vp = V + i * nv, *vn = Vn + i * nv;
-        for (j = 0; j < nv; j++) R[j] += vp[j] - vn[j];
-    }
+    for (i = 0; i < m; i++)
+        for (j = 0; j < nv; j++) R[j] += V[i * nv + j] - Vn[i * nv + j];
     for (j = 0; j < nv; j++) {
         if (mom != 0) {
             vel_bv[j] = mom * vel_bv[j] + scale * R[j];
@@ -310,10 +174,8 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
         }
     }
     for (j = 0; j < nh; j++) HS[j] = 0;
-    for (i = 0; i < m; i++) {
-        const real *hp = H + i * nh, *hn = Hn + i * nh;
-        for (j = 0; j < nh; j++) HS[j] += hp[j] + hn[j];
-    }
+    for (i = 0; i < m; i++)
+        for (j = 0; j < nh; j++) HS[j] += H[i * nh + j] + Hn[i * nh + j];
     for (j = 0; j < nh; j++) {
         if (mom != 0) {
             vel_bh[j] = mom * vel_bh[j] + scale * HS[j];
@@ -340,10 +202,10 @@ nc_status NC_FN(rbm_gibbs)(nc_rbm_visible kind, uint64_t seed, uint64_t stream, 
         return NC_OK;
     }
     for (s = 0; s < n_steps; s++) {
-        st = NC_TAG(rbm_hidden)(m, nv, nh, in, w, bh, work);
+        st = NC_TAG(rbm_hidden)(m, nv, nh, in, w, bh, work, nh);
         if (st != NC_OK) return st;
         NC_TAG(rbm_bernoulli)(seed, stream + 2 * s, m * nh, work);
-        st = NC_TAG(rbm_visible)(kind, m, nv, nh, work, w, bv, v_out, NULL, NULL);
+        st = NC_TAG(rbm_visible)(kind, m, nv, nh, work, w, bv, v_out);
         if (st != NC_OK) return st;
         if (kind == NC_RBM_BERNOULLI)
             NC_TAG(rbm_bernoulli)(seed, stream + 2 * s + 1, m * nv, v_out);
