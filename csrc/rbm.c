@@ -9,9 +9,10 @@
 /*
  * Philox-4x32-10 blocks first .. first + RBM_LANES - 1 of (seed, stream):
  * w[j][l] is word j of block first + l. The same function as
- * nc_philox4x32_10, laid out across blocks (structure of arrays) so that the
- * compiler vectorises the rounds: ~15x faster than a block at a time, even
- * at the portable level.
+ * nc_philox4x32_10, laid out across blocks (structure of arrays): the blocks'
+ * rounds are independent, so they overlap in the pipeline instead of running
+ * as one dependent chain per block. (GCC does not vectorise the 32x32->64
+ * multiplies at the portable level; SIMD versions per ISA are future work.)
  */
 static void rbm_philox_lanes(uint64_t seed, uint64_t stream, uint64_t first,
                              uint32_t w[4][RBM_LANES])
