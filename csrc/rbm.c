@@ -12,14 +12,25 @@
  * nc_philox4x32_10, laid out across blocks (structure of arrays): the blocks'
  * rounds are independent, so they overlap in the pipeline instead of running
  * as one dependent chain per block. (GCC does not vectorise the 32x32->64
- * multiplies at the portable level; SIMD versions per ISA are future work.)
+ * multiplies at the portable level: AVX-512 has its own, rbm_avx512.c.)
  */
+#if defined(__x86_64__) || defined(_M_X64)
+#define RBM_X86 1
+void nc_rbm_philox16_avx512(uint64_t seed, uint64_t stream, uint64_t first, uint32_t w[4][16]);
+#endif
+
 static void rbm_philox_lanes(uint64_t seed, uint64_t stream, uint64_t first,
                              uint32_t w[4][RBM_LANES])
 {
     uint32_t c0[RBM_LANES], c1[RBM_LANES], c2[RBM_LANES], c3[RBM_LANES];
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     int r, l;
+#ifdef RBM_X86
+    if (nc_active_isa_ == NC_ISA_AVX512) {
+        nc_rbm_philox16_avx512(seed, stream, first, w);
+        return;
+    }
+#endif
     for (l = 0; l < RBM_LANES; l++) {
         uint64_t b = first + (uint64_t)l;
         c0[l] = (uint32_t)b;
