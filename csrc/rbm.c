@@ -17,6 +17,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define RBM_X86 1
 void nc_rbm_philox16_avx512(uint64_t seed, uint64_t stream, uint64_t first, uint32_t w[4][16]);
+void nc_rbm_bernoulli_avx512_f32(uint64_t seed, uint64_t stream, size_t n, float *p);
+void nc_rbm_bernoulli_avx512_f64(uint64_t seed, uint64_t stream, size_t n, double *p);
 #endif
 
 static void rbm_philox_lanes(uint64_t seed, uint64_t stream, uint64_t first,

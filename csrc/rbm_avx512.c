@@ -47,3 +47,66 @@ void nc_rbm_philox16_avx512(uint64_t seed, uint64_t stream, uint64_t first, uint
     _mm512_storeu_si512((void *)w[2], c2);
     _mm512_storeu_si512((void *)w[3], c3);
 }
+
+/* p[i] <- 1 if 32-bit draw i of (seed, stream) < p[i] 2^32 else 0, for
+ * i < n (float and double): rbm_bernoulli's contract, 64 elements (16 blocks)
+ * a round, the comparison in double as there. */
+void nc_rbm_bernoulli_avx512_f32(uint64_t seed, uint64_t stream, size_t n, float *p);
+void nc_rbm_bernoulli_avx512_f64(uint64_t seed, uint64_t stream, size_t n, double *p);
+
+static inline void words64(uint64_t seed, uint64_t stream, uint64_t first, uint32_t u[64])
+{
+    uint32_t w[4][16];
+    int l;
+    nc_rbm_philox16_avx512(seed, stream, first, w);
+    for (l = 0; l < 16; l++) {
+        u[4 * l] = w[0][l];
+        u[4 * l + 1] = w[1][l];
+        u[4 * l + 2] = w[2][l];
+        u[4 * l + 3] = w[3][l];
+    }
+}
+
+void nc_rbm_bernoulli_avx512_f32(uint64_t seed, uint64_t stream, size_t n, float *p)
+{
+    const __m512d scale = _mm512_set1_pd(4294967296.0), one = _mm512_set1_pd(1.0);
+    uint32_t u[64];
+    size_t i0, e;
+    for (i0 = 0; i0 < n; i0 += 64) {
+        size_t len = n - i0 < 64 ? n - i0 : 64;
+        words64(seed, stream, (uint64_t)(i0 / 4), u);
+        if (len == 64) {
+            for (e = 0; e < 64; e += 8) {
+                __m512d w = _mm512_cvtepu32_pd(_mm256_loadu_si256((const __m256i *)(u + e)));
+                __m512d t = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + i0 + e)), scale);
+                __mmask8 k = _mm512_cmp_pd_mask(w, t, _CMP_LT_OQ);
+                _mm256_storeu_ps(p + i0 + e, _mm512_cvtpd_ps(_mm512_maskz_mov_pd(k, one)));
+            }
+        } else {
+            for (e = 0; e < len; e++)
+                p[i0 + e] = (double)u[e] < (double)p[i0 + e] * 4294967296.0 ? 1.0f : 0.0f;
+        }
+    }
+}
+
+void nc_rbm_bernoulli_avx512_f64(uint64_t seed, uint64_t stream, size_t n, double *p)
+{
+    const __m512d scale = _mm512_set1_pd(4294967296.0), one = _mm512_set1_pd(1.0);
+    uint32_t u[64];
+    size_t i0, e;
+    for (i0 = 0; i0 < n; i0 += 64) {
+        size_t len = n - i0 < 64 ? n - i0 : 64;
+        words64(seed, stream, (uint64_t)(i0 / 4), u);
+        if (len == 64) {
+            for (e = 0; e < 64; e += 8) {
+                __m512d w = _mm512_cvtepu32_pd(_mm256_loadu_si256((const __m256i *)(u + e)));
+                __m512d t = _mm512_mul_pd(_mm512_loadu_pd(p + i0 + e), scale);
+                __mmask8 k = _mm512_cmp_pd_mask(w, t, _CMP_LT_OQ);
+                _mm512_storeu_pd(p + i0 + e, _mm512_maskz_mov_pd(k, one));
+            }
+        } else {
+            for (e = 0; e < len; e++)
+                p[i0 + e] = (double)u[e] < p[i0 + e] * 4294967296.0 ? 1.0 : 0.0;
+        }
+    }
+}

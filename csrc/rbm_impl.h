@@ -17,6 +17,12 @@ static void NC_TAG(rbm_bernoulli)(uint64_t seed, uint64_t stream, size_t n, real
 {
     size_t i0;
     uint32_t w[4][RBM_LANES];
+#ifdef RBM_X86
+    if (nc_active_isa_ == NC_ISA_AVX512) {
+        NC_TAG(nc_rbm_bernoulli_avx512)(seed, stream, n, p);
+        return;
+    }
+#endif
     for (i0 = 0; i0 < n; i0 += 4 * RBM_LANES) {
         size_t e, len = NC_MIN(n - i0, (size_t)(4 * RBM_LANES));
         rbm_philox_lanes(seed, stream, (uint64_t)(i0 / 4), w);

@@ -175,7 +175,7 @@ def test_update_matches_reference(isa, dtype, tol, case):
 
 def test_bernoulli_draws_are_the_philox_words():
     """p(h)=0.5 everywhere: the samples are exactly the top bits of the documented words."""
-    nv, nh, m, seed, step = 4, 9, 3, 99, 5
+    nv, nh, m, seed, step = 4, 45, 3, 99, 5  # 135 draws: two full SIMD rounds and a tail
     w = np.zeros((nv, nh))
     v0 = np.zeros((m, nv))
     chain = np.zeros((m, nh))
