@@ -664,6 +664,96 @@ nc_status nc_drnn_backward(const nc_rnn_desc *d, const double *x, const double *
                            double *dkernel, double *drecurrent, double *dbias, double *dh0,
                            double *dc0, double *work);
 
+
+/* Restricted Boltzmann machines (csrc/rbm.c)                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * W is n_visible x n_hidden (a Dense kernel's layout), bv has n_visible
+ * entries, bh n_hidden. p(h_j = 1 | v) = sigmoid(v W + bh)_j; visibles are
+ * Bernoulli (p(v_i = 1 | h) = sigmoid(h W^T + bv)_i) or Gaussian with unit
+ * variance (v | h ~ N(h W^T + bv, 1)).
+ *
+ * Draws come from Philox (see the random numbers above) keyed by the seed:
+ * a Bernoulli sample of probability p at element i of (seed, stream) is
+ * 1 when 32-bit draw i < p 2^32; Gaussian noise at element i is
+ * sqrt(-2 log u1) cos(2 pi u2) from the words of block i / 2 (as
+ * nc_srand_normal's float32 pairs, cosine half only). Results do not depend
+ * on the thread count.
+ */
+typedef enum nc_rbm_visible {
+    NC_RBM_BERNOULLI = 0,
+    NC_RBM_GAUSSIAN = 1
+} nc_rbm_visible;
+
+#define NC_RBM_MAX_K 16383 /* Gibbs steps per call: the draws of a step fit 16 bits */
+
+typedef struct nc_rbm_config {
+    nc_rbm_visible visible;
+    int cd_k;            /* Gibbs steps of the negative phase, 1 .. NC_RBM_MAX_K */
+    int persistent;      /* 1: persistent CD (the chain continues across updates) */
+    double learning_rate;
+    double momentum;     /* 0: plain SGD, no velocity buffers needed */
+    double weight_decay; /* L2 on W (not the biases) */
+    uint64_t seed;
+} nc_rbm_config;
+
+/* Elements of work nc_?rbm_update needs for a batch of m. */
+size_t nc_rbm_work_size(size_t m, size_t n_visible, size_t n_hidden);
+
+/*
+ * One contrastive-divergence update on a batch v0 (m x n_visible):
+ *   h0 = p(h | v0); negative chain from a sample of h0 (CD-k) or from chain
+ *   (m x n_hidden binary states, PCD; replaced by the chain's new sample);
+ *   k Gibbs steps (Bernoulli visibles sampled, Gaussian ones kept at their
+ *   mean), ending at v-, h- = p(h | v-);
+ *   grad W = (v0^T h0 - v-^T h-) / m, grad bv = mean(v0 - v-), grad bh = mean(h0 - h-);
+ *   momentum 0:  W = (1 - lr wd) W + lr grad W, b += lr grad b;
+ *   momentum mu: vel = mu vel + lr (grad - wd W) (biases: no wd), param += vel.
+ * Draws use streams (step << 16) | d: d = 0 the sample of h0, 2t - 1 the
+ * visible sample of Gibbs step t, 2t its hidden sample (t < k), 2k the new
+ * persistent chain. recon_err (may be NULL) receives the summed squared error
+ * between v0 and the mean reconstruction p(v | sample of h0) (for PCD this
+ * costs one more product). vel_* may be NULL when momentum is 0, chain when
+ * not persistent. work holds nc_rbm_work_size(m, ...) elements; no buffer may
+ * overlap another.
+ */
+nc_status nc_srbm_update(const nc_rbm_config *cfg, uint64_t step, size_t m, size_t n_visible,
+                         size_t n_hidden, const float *v0, float *w, float *bv, float *bh,
+                         float *vel_w, float *vel_bv, float *vel_bh, float *chain,
+                         float *work, double *recon_err);
+nc_status nc_drbm_update(const nc_rbm_config *cfg, uint64_t step, size_t m, size_t n_visible,
+                         size_t n_hidden, const double *v0, double *w, double *bv, double *bh,
+                         double *vel_w, double *vel_bv, double *vel_bh, double *chain,
+                         double *work, double *recon_err);
+
+/*
+ * n_steps of block Gibbs sampling from v (m x n_visible) to v_out: step s
+ * samples h from p(h | v) with stream + 2s, then v from p(v | h) with
+ * stream + 2s + 1 (Gaussian: mean plus unit noise). work holds m x n_hidden;
+ * v_out may be v.
+ */
+nc_status nc_srbm_gibbs(nc_rbm_visible visible, uint64_t seed, uint64_t stream, size_t n_steps,
+                        size_t m, size_t n_visible, size_t n_hidden, const float *v,
+                        const float *w, const float *bv, const float *bh, float *work,
+                        float *v_out);
+nc_status nc_drbm_gibbs(nc_rbm_visible visible, uint64_t seed, uint64_t stream, size_t n_steps,
+                        size_t m, size_t n_visible, size_t n_hidden, const double *v,
+                        const double *w, const double *bv, const double *bh, double *work,
+                        double *v_out);
+
+/*
+ * Free energy of each of m samples: F(v) = -v.bv - sum_j softplus(v W + bh)_j
+ * (Bernoulli) or |v - bv|^2 / 2 - sum_j softplus(v W + bh)_j (Gaussian),
+ * summed in double. work holds m x n_hidden.
+ */
+nc_status nc_srbm_free_energy(nc_rbm_visible visible, size_t m, size_t n_visible,
+                              size_t n_hidden, const float *v, const float *w, const float *bv,
+                              const float *bh, float *work, float *out);
+nc_status nc_drbm_free_energy(nc_rbm_visible visible, size_t m, size_t n_visible,
+                              size_t n_hidden, const double *v, const double *w,
+                              const double *bv, const double *bh, double *work, double *out);
+
 #ifdef __cplusplus
 }
 #endif

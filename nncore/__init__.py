@@ -25,7 +25,7 @@ from nncore._version import __version__
 from nncore import (activations, callbacks, data, datasets, initializers, layers, losses, metrics, ops,
                     optimizers, random, regularizers)
 from nncore import _threadpool
-from nncore import diagnostics, ensemble, estimators
+from nncore import diagnostics, ensemble, estimators, rbm
 from nncore._config import show_config
 from nncore._core import get_num_threads, set_num_threads
 from nncore.io import load_model

@@ -327,3 +327,46 @@ cdef extern from "nncore.h" nogil:
                                double *dkernel, double *drecurrent, double *dbias,
                                double *dh0, double *dc0, double *work)
 # ---- end recurrent layers ----
+
+
+# ---- restricted Boltzmann machines (csrc/rbm_impl.h) ----
+cdef extern from "nncore.h" nogil:
+    ctypedef enum nc_rbm_visible:
+        NC_RBM_BERNOULLI
+        NC_RBM_GAUSSIAN
+
+    int NC_RBM_MAX_K
+
+    ctypedef struct nc_rbm_config:
+        nc_rbm_visible visible
+        int cd_k
+        int persistent
+        double learning_rate
+        double momentum
+        double weight_decay
+        uint64_t seed
+
+    size_t nc_rbm_work_size(size_t m, size_t n_visible, size_t n_hidden)
+    nc_status nc_srbm_update(const nc_rbm_config *cfg, uint64_t step, size_t m, size_t n_visible,
+                             size_t n_hidden, const float *v0, float *w, float *bv, float *bh,
+                             float *vel_w, float *vel_bv, float *vel_bh, float *chain,
+                             float *work, double *recon_err)
+    nc_status nc_drbm_update(const nc_rbm_config *cfg, uint64_t step, size_t m, size_t n_visible,
+                             size_t n_hidden, const double *v0, double *w, double *bv, double *bh,
+                             double *vel_w, double *vel_bv, double *vel_bh, double *chain,
+                             double *work, double *recon_err)
+    nc_status nc_srbm_gibbs(nc_rbm_visible visible, uint64_t seed, uint64_t stream, size_t n_steps,
+                            size_t m, size_t n_visible, size_t n_hidden, const float *v,
+                            const float *w, const float *bv, const float *bh, float *work,
+                            float *v_out)
+    nc_status nc_drbm_gibbs(nc_rbm_visible visible, uint64_t seed, uint64_t stream, size_t n_steps,
+                            size_t m, size_t n_visible, size_t n_hidden, const double *v,
+                            const double *w, const double *bv, const double *bh, double *work,
+                            double *v_out)
+    nc_status nc_srbm_free_energy(nc_rbm_visible visible, size_t m, size_t n_visible,
+                                  size_t n_hidden, const float *v, const float *w, const float *bv,
+                                  const float *bh, float *work, float *out)
+    nc_status nc_drbm_free_energy(nc_rbm_visible visible, size_t m, size_t n_visible,
+                                  size_t n_hidden, const double *v, const double *w,
+                                  const double *bv, const double *bh, double *work, double *out)
+# ---- end rbm ----

@@ -2220,3 +2220,213 @@ def rnn_backward(int cell, x, kernel, recurrent_kernel, cache, dy_seq=None, dh_l
                                   <double *>p[14], <double *>p[15])
     _check_status(st)
     return DX, DW, DR, DB, DH0, DC0
+
+
+# Restricted Boltzmann machines (csrc/rbm_impl.h)
+# --------------------------------------------------------------------------
+
+RBM_VISIBLE = {"bernoulli": NC_RBM_BERNOULLI, "gaussian": NC_RBM_GAUSSIAN}
+RBM_MAX_K = NC_RBM_MAX_K
+
+
+def rbm_work_size(Py_ssize_t m, Py_ssize_t n_visible, Py_ssize_t n_hidden):
+    """Elements of work rbm_update needs for a batch of m samples."""
+    if m < 0 or n_visible < 0 or n_hidden < 0:
+        raise ValueError("sizes must be >= 0")
+    return nc_rbm_work_size(m, n_visible, n_hidden)
+
+
+cdef int _rbm_params(cnp.ndarray W, cnp.ndarray Bv, cnp.ndarray Bh, int t) except -1:
+    """W (nv, nh), bv (nv,), bh (nh,), all of dtype t."""
+    _ndim(W, "w", 2)
+    if cnp.PyArray_TYPE(Bv) != t or cnp.PyArray_TYPE(Bh) != t:
+        raise TypeError(f"w is {W.dtype} but bv is {Bv.dtype} and bh is {Bh.dtype}; "
+                        f"pass them in one dtype")
+    if _shape(Bv) != (W.shape[0],) or _shape(Bh) != (W.shape[1],):
+        raise ValueError(f"w has shape {_shape(W)}, so bv needs ({W.shape[0]},) and bh "
+                         f"({W.shape[1]},); got {_shape(Bv)} and {_shape(Bh)}")
+    return 0
+
+
+cdef cnp.ndarray _rbm_buf(object x, str name, int t, tuple shape):
+    """An in-place buffer of dtype t and exactly this shape."""
+    cdef cnp.ndarray arr = _inplace(x, name)
+    if cnp.PyArray_TYPE(arr) != t:
+        raise TypeError(f"{name} has dtype {arr.dtype}; the parameters are "
+                        f"{np.dtype(np.float32 if t == F32 else np.float64)}")
+    if _shape(arr) != shape:
+        raise ValueError(f"{name} has shape {_shape(arr)}; it needs {shape}")
+    return arr
+
+
+cdef int _rbm_visible_code(object visible) except -1:
+    if visible not in RBM_VISIBLE:
+        raise ValueError(f"unknown visible unit type {visible!r}; "
+                         f"use one of {', '.join(RBM_VISIBLE)}")
+    return RBM_VISIBLE[visible]
+
+
+def rbm_update(v0, w, bv, bh, work, step, seed, *, visible="bernoulli", int cd_k=1,
+               bint persistent=False, double learning_rate=0.1, double momentum=0.0,
+               double weight_decay=0.0, vel_w=None, vel_bv=None, vel_bh=None, chain=None,
+               bint want_recon=True):
+    """One CD-k (or PCD-k) update of w (nv, nh), bv, bh in place on the batch v0 (m, nv).
+
+    work: 1-D, at least rbm_work_size(m, nv, nh) elements; chain (m, nh) for
+    persistent; vel_* (the parameters' shapes) when momentum > 0. Returns the
+    batch's summed squared reconstruction error (None unless want_recon).
+    """
+    cdef cnp.ndarray V = _real(v0, "v0"), W = _inplace(w, "w"), Bv = _inplace(bv, "bv")
+    cdef cnp.ndarray Bh = _inplace(bh, "bh"), Wk, Vw = None, Vbv = None, Vbh = None, Ch = None
+    cdef int t = cnp.PyArray_TYPE(W)
+    cdef Py_ssize_t m, nv, nh
+    cdef nc_rbm_config cfg
+    cdef uint64_t st_ = _u64(step, "step")
+    cdef double err = 0
+    cdef double *errp = &err if want_recon else NULL
+    cdef void *p_vw = NULL
+    cdef void *p_vbv = NULL
+    cdef void *p_vbh = NULL
+    cdef void *p_ch = NULL
+    cdef nc_status st
+    _rbm_params(W, Bv, Bh, t)
+    _same_dtype(W, "w", V, "v0")
+    _ndim(V, "v0", 2)
+    m, nv, nh = V.shape[0], W.shape[0], W.shape[1]
+    if V.shape[1] != nv:
+        raise ValueError(f"v0 has shape {_shape(V)} but w has shape {_shape(W)}; "
+                         f"v0 needs {nv} columns, one per visible unit")
+    if not 1 <= cd_k <= NC_RBM_MAX_K:
+        raise ValueError(f"cd_k must be in [1, {NC_RBM_MAX_K}], got {cd_k}")
+    if not (isfinite(learning_rate) and learning_rate >= 0):
+        raise ValueError(f"learning_rate must be finite and >= 0, got {learning_rate}")
+    if not (0 <= momentum < 1):
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if not (isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight_decay must be finite and >= 0, got {weight_decay}")
+    if st_ >= (<uint64_t>1) << 47:
+        raise ValueError(f"step {step} is too large (the draws key it in 47 bits)")
+    Wk = _inplace(work, "work")
+    if cnp.PyArray_TYPE(Wk) != t or cnp.PyArray_NDIM(Wk) != 1:
+        raise ValueError(f"work must be a 1-D array of {W.dtype}")
+    if <size_t>Wk.shape[0] < nc_rbm_work_size(m, nv, nh):
+        raise ValueError(f"work has {Wk.shape[0]} elements; a batch of {m} needs "
+                         f"{nc_rbm_work_size(m, nv, nh)}")
+    outs = [(W, "w"), (Bv, "bv"), (Bh, "bh"), (Wk, "work")]
+    if momentum != 0:
+        if vel_w is None or vel_bv is None or vel_bh is None:
+            raise ValueError("momentum > 0 needs the velocity buffers vel_w, vel_bv, vel_bh")
+        Vw = _rbm_buf(vel_w, "vel_w", t, (nv, nh))
+        Vbv = _rbm_buf(vel_bv, "vel_bv", t, (nv,))
+        Vbh = _rbm_buf(vel_bh, "vel_bh", t, (nh,))
+        p_vw, p_vbv, p_vbh = cnp.PyArray_DATA(Vw), cnp.PyArray_DATA(Vbv), cnp.PyArray_DATA(Vbh)
+        outs += [(Vw, "vel_w"), (Vbv, "vel_bv"), (Vbh, "vel_bh")]
+    if persistent:
+        if chain is None:
+            raise ValueError("persistent CD needs chain, the (m, n_hidden) chain states")
+        Ch = _rbm_buf(chain, "chain", t, (m, nh))
+        p_ch = cnp.PyArray_DATA(Ch)
+        outs.append((Ch, "chain"))
+    for i in range(len(outs)):
+        _no_overlap(outs[i][0], outs[i][1], V, "v0")
+        for j in range(i + 1, len(outs)):
+            _no_overlap(outs[i][0], outs[i][1], outs[j][0], outs[j][1])
+    cfg.visible = <nc_rbm_visible>_rbm_visible_code(visible)
+    cfg.cd_k = cd_k
+    cfg.persistent = persistent
+    cfg.learning_rate = learning_rate
+    cfg.momentum = momentum
+    cfg.weight_decay = weight_decay
+    cfg.seed = _u64(seed, "seed")
+    if t == F32:
+        with nogil:
+            st = nc_srbm_update(&cfg, st_, m, nv, nh, <const float *>cnp.PyArray_DATA(V),
+                                <float *>cnp.PyArray_DATA(W), <float *>cnp.PyArray_DATA(Bv),
+                                <float *>cnp.PyArray_DATA(Bh), <float *>p_vw, <float *>p_vbv,
+                                <float *>p_vbh, <float *>p_ch, <float *>cnp.PyArray_DATA(Wk), errp)
+    else:
+        with nogil:
+            st = nc_drbm_update(&cfg, st_, m, nv, nh, <const double *>cnp.PyArray_DATA(V),
+                                <double *>cnp.PyArray_DATA(W), <double *>cnp.PyArray_DATA(Bv),
+                                <double *>cnp.PyArray_DATA(Bh), <double *>p_vw, <double *>p_vbv,
+                                <double *>p_vbh, <double *>p_ch, <double *>cnp.PyArray_DATA(Wk),
+                                errp)
+    _check_status(st)
+    return err if want_recon else None
+
+
+def rbm_gibbs(v, w, bv, bh, seed, stream, Py_ssize_t n_steps=1, visible="bernoulli", out=None):
+    """n_steps of block Gibbs sampling from v (m, nv); draws use stream + 2s, + 2s + 1."""
+    cdef cnp.ndarray V = _real(v, "v"), W = _contig_ro(w, "w"), Bv = _contig_ro(bv, "bv")
+    cdef cnp.ndarray Bh = _contig_ro(bh, "bh"), Y, Wk
+    cdef int t = cnp.PyArray_TYPE(W)
+    cdef Py_ssize_t m, nv, nh
+    cdef uint64_t s = _u64(seed, "seed"), tr = _u64(stream, "stream")
+    cdef nc_rbm_visible kind = <nc_rbm_visible>_rbm_visible_code(visible)
+    cdef nc_status st
+    _rbm_params(W, Bv, Bh, t)
+    _same_dtype(W, "w", V, "v")
+    _ndim(V, "v", 2)
+    m, nv, nh = V.shape[0], W.shape[0], W.shape[1]
+    if V.shape[1] != nv:
+        raise ValueError(f"v has shape {_shape(V)} but w has shape {_shape(W)}; "
+                         f"v needs {nv} columns")
+    if not 0 <= n_steps <= NC_RBM_MAX_K:
+        raise ValueError(f"n_steps must be in [0, {NC_RBM_MAX_K}], got {n_steps}")
+    if tr > <uint64_t>(-1) - 2 * <uint64_t>n_steps:
+        raise ValueError(f"stream {stream} + 2 * n_steps passes 2**64")
+    Y = _out(out, "out", t, (m, nv))
+    _same_or_apart(Y, "out", V, "v")
+    _no_overlap(Y, "out", W, "w")
+    _no_overlap(Y, "out", Bv, "bv")
+    _no_overlap(Y, "out", Bh, "bh")
+    Wk = np.empty(m * nh, dtype=W.dtype)
+    if t == F32:
+        with nogil:
+            st = nc_srbm_gibbs(kind, s, tr, n_steps, m, nv, nh, <const float *>cnp.PyArray_DATA(V),
+                               <const float *>cnp.PyArray_DATA(W), <const float *>cnp.PyArray_DATA(Bv),
+                               <const float *>cnp.PyArray_DATA(Bh), <float *>cnp.PyArray_DATA(Wk),
+                               <float *>cnp.PyArray_DATA(Y))
+    else:
+        with nogil:
+            st = nc_drbm_gibbs(kind, s, tr, n_steps, m, nv, nh, <const double *>cnp.PyArray_DATA(V),
+                               <const double *>cnp.PyArray_DATA(W), <const double *>cnp.PyArray_DATA(Bv),
+                               <const double *>cnp.PyArray_DATA(Bh), <double *>cnp.PyArray_DATA(Wk),
+                               <double *>cnp.PyArray_DATA(Y))
+    _check_status(st)
+    return Y
+
+
+def rbm_free_energy(v, w, bv, bh, visible="bernoulli"):
+    """The free energy of each row of v (m, nv): an (m,) array."""
+    cdef cnp.ndarray V = _real(v, "v"), W = _contig_ro(w, "w"), Bv = _contig_ro(bv, "bv")
+    cdef cnp.ndarray Bh = _contig_ro(bh, "bh"), Y, Wk
+    cdef int t = cnp.PyArray_TYPE(W)
+    cdef Py_ssize_t m, nv, nh
+    cdef nc_rbm_visible kind = <nc_rbm_visible>_rbm_visible_code(visible)
+    cdef nc_status st
+    _rbm_params(W, Bv, Bh, t)
+    _same_dtype(W, "w", V, "v")
+    _ndim(V, "v", 2)
+    m, nv, nh = V.shape[0], W.shape[0], W.shape[1]
+    if V.shape[1] != nv:
+        raise ValueError(f"v has shape {_shape(V)} but w has shape {_shape(W)}; "
+                         f"v needs {nv} columns")
+    Y = np.empty(m, dtype=W.dtype)
+    Wk = np.empty(m * nh, dtype=W.dtype)
+    if t == F32:
+        with nogil:
+            st = nc_srbm_free_energy(kind, m, nv, nh, <const float *>cnp.PyArray_DATA(V),
+                                     <const float *>cnp.PyArray_DATA(W),
+                                     <const float *>cnp.PyArray_DATA(Bv),
+                                     <const float *>cnp.PyArray_DATA(Bh),
+                                     <float *>cnp.PyArray_DATA(Wk), <float *>cnp.PyArray_DATA(Y))
+    else:
+        with nogil:
+            st = nc_drbm_free_energy(kind, m, nv, nh, <const double *>cnp.PyArray_DATA(V),
+                                     <const double *>cnp.PyArray_DATA(W),
+                                     <const double *>cnp.PyArray_DATA(Bv),
+                                     <const double *>cnp.PyArray_DATA(Bh),
+                                     <double *>cnp.PyArray_DATA(Wk), <double *>cnp.PyArray_DATA(Y))
+    _check_status(st)
+    return Y

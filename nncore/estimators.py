@@ -44,7 +44,8 @@ import numpy as np
 
 from nncore import _core, random
 
-__all__ = ["MLPClassifier", "MLPRegressor", "Perceptron", "NotFittedError",
+__all__ = ["MLPClassifier", "MLPRegressor", "Perceptron", "BernoulliRBM", "GaussianBernoulliRBM",
+           "DBN", "NotFittedError",
            "ConvergenceWarning", "DataConversionWarning", "BaseEstimator"]
 
 
@@ -804,3 +805,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         z = self.decision_function(X)
         idx = (z > 0).astype(np.int64) if z.ndim == 1 else z.argmax(axis=1)
         return self.classes_[idx]
+
+
+# The restricted Boltzmann machines live in nncore.rbm; they are estimators too.
+from nncore.rbm import DBN, BernoulliRBM, GaussianBernoulliRBM  # noqa: E402
