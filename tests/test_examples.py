@@ -14,14 +14,21 @@ from nncore.layers import Dense
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ["perceptron_and_or.py", "xor_mlp.py", "linear_regression.py", "tangerines.py",
             "digits_mlp.py", "vanishing_gradients.py", "ensembles.py", "estimators.py",
-            "sine_lstm.py", "digits_lstm.py"]
+            "sine_lstm.py", "digits_lstm.py", "dbn_pretraining.py", "rbm_samples.py"]
+# small settings for examples that take them as options instead of the quick flag
+EXAMPLE_ARGS = {
+    "dbn_pretraining.py": ["--labelled", "300", "--pretrain-epochs", "1", "--epochs", "3",
+                           "--seeds", "1"],
+    "rbm_samples.py": ["--epochs", "1", "--hidden", "32", "--steps", "20"],
+}
 
 
 @pytest.mark.parametrize("script", EXAMPLES)
-def test_example_runs(script):
+def test_example_runs(script, tmp_path):
     env = dict(os.environ, NNCORE_EXAMPLES_QUICK="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / script)], env=env,
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script)]
+                          + EXAMPLE_ARGS.get(script, []), env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
