@@ -59,14 +59,18 @@ def _f64(a):
     return np.asarray(a, np.float64)
 
 
-def _close_where_finite(got, want, bound, what):
+def _close_where_finite(got, want, bound, what, mag=None):
     """got within bound of want wherever want and bound are finite and within
-    got's range (beyond it, got may overflow to inf); NaN where want is."""
+    got's range (beyond it, got may overflow to inf); NaN where want is.
+    ``mag`` (e.g. |a| @ |b| of a product) bounds the partial sums: where it is
+    beyond the range, a partial sum may overflow although the result would not."""
     top = np.finfo(got.dtype).max if got.dtype.kind == "f" else np.inf
     got, want = _f64(got), _f64(want)
     assert got.shape == want.shape, what
     with np.errstate(all="ignore"):
         fin = np.isfinite(want) & np.isfinite(bound) & (np.abs(want) + bound < top)
+        if mag is not None:
+            fin &= np.abs(_f64(mag)) < top / 2
     err = np.abs(got[fin] - want[fin])
     assert np.all(err <= bound[fin]), f"{what}: max err {err.max() if err.size else 0}"
 
@@ -94,20 +98,20 @@ def test_fuzz_dense_backward_values(data, dtype, m, k, n, need, beta):
     eps = np.finfo(dtype).eps
     with np.errstate(all="ignore"):
         if need[0]:
-            _close_where_finite(dx, _f64(dz) @ _f64(w).T,
-                                gemm_bound(np.abs(_f64(dz)) @ np.abs(_f64(w)).T, n, dtype), "dx")
+            mag = np.abs(_f64(dz)) @ np.abs(_f64(w)).T
+            _close_where_finite(dx, _f64(dz) @ _f64(w).T, gemm_bound(mag, n, dtype), "dx", mag)
         else:
             assert dx is None
         if dw is not None:
             want = _f64(x).T @ _f64(dz) + beta * _f64(dw0)
-            bound = gemm_bound(np.abs(_f64(x)).T @ np.abs(_f64(dz)), m + 1, dtype) \
-                + 4 * eps * np.abs(beta * _f64(dw0))
-            _close_where_finite(dw, want, bound, "dw")
+            mag = np.abs(_f64(x)).T @ np.abs(_f64(dz)) + np.abs(beta * _f64(dw0))
+            bound = gemm_bound(mag, m + 1, dtype)
+            _close_where_finite(dw, want, bound, "dw", mag)
         if db is not None:
             want = _f64(dz).sum(axis=0) + beta * _f64(db0)
             bound = 2 * (m + 2) * eps * (np.abs(_f64(dz)).sum(axis=0) + np.abs(beta * _f64(db0))) \
                 + np.finfo(dtype).tiny
-            _close_where_finite(db, want, bound, "db")
+            _close_where_finite(db, want, bound, "db", bound / (2 * (m + 2) * eps))
         if m == 0 and not beta:  # an empty batch has zero gradient, not stale memory
             if dw is not None:
                 assert not np.any(dw)
@@ -217,9 +221,20 @@ def test_fuzz_dense_layer(data, dtype, m, k, units, act, use_bias):
         want = ref_act(act, z)
     if act in ("softmax", "log_softmax") and m:
         zb = zb + zb.max(axis=1, keepdims=True)
-    finite_rows = np.all(np.isfinite(z), axis=1, keepdims=True) if m else np.ones((0, 1), bool)
-    _close_where_finite(y, np.where(finite_rows, want, np.nan),
-                        2 * zb + _act_tolerance(dtype, want), f"dense {act}")
+    # where x @ w + b is beyond the dtype's range, the layer's pre-activation is
+    # inf (or NaN) in the dtype: compare only where it is representable (whole
+    # rows for the softmaxes, which mix a row)
+    with np.errstate(all="ignore"):
+        fits = np.isfinite(z) & (np.abs(z) + zb < np.finfo(dtype).max)
+    if act in ("softmax", "log_softmax"):
+        fits = np.all(fits, axis=1, keepdims=True) if m else np.ones((0, 1), bool)
+    with np.errstate(all="ignore"):
+        zmag = np.abs(_f64(x)) @ np.abs(_f64(w)) + (0 if b is None else np.abs(_f64(b)))
+        if act in ("softmax", "log_softmax"):
+            zmag = zmag.max(axis=1, keepdims=True) if m else zmag
+        zmag = zmag + np.zeros_like(want)
+        _close_where_finite(y, np.where(fits, want, np.nan),
+                            2 * zb + _act_tolerance(dtype, want), f"dense {act}", zmag)
     nan_rows = np.any(np.isnan(x), axis=1)
     if act not in ("softmax", "log_softmax"):
         assert np.all(np.isnan(y[np.isnan(z)]))
@@ -230,10 +245,11 @@ def test_fuzz_dense_layer(data, dtype, m, k, units, act, use_bias):
     dz = ops.activation_backward(y, dy, act)
     assert dx.shape == (m, k)
     with np.errstate(all="ignore"):
+        mag = np.abs(_f64(x)).T @ np.abs(_f64(dz))
         _close_where_finite(layer.grads["kernel"], _f64(x).T @ _f64(dz),
-                            gemm_bound(np.abs(_f64(x)).T @ np.abs(_f64(dz)), m, dtype), "dW")
-        _close_where_finite(dx, _f64(dz) @ _f64(w).T,
-                            gemm_bound(np.abs(_f64(dz)) @ np.abs(_f64(w)).T, units, dtype), "dx")
+                            gemm_bound(mag, m, dtype), "dW", mag)
+        mag = np.abs(_f64(dz)) @ np.abs(_f64(w)).T
+        _close_where_finite(dx, _f64(dz) @ _f64(w).T, gemm_bound(mag, units, dtype), "dx", mag)
     if use_bias:
         np.testing.assert_allclose(layer.grads["bias"], _f64(dz).sum(axis=0),
                                    rtol=1e-4, atol=1e-4 * (1 + np.abs(_f64(dz)).sum()))
@@ -287,13 +303,14 @@ def test_fuzz_dropout_layer(data, dtype, rate, shape, seed):
     layer = _standalone(Dropout(rate, seed=seed), shape[1:], dtype)
     x = data.draw(values(shape, dtype))
     assert layer.forward(x, training=False) is x  # inference: the identity
-    y = layer.forward(x, training=True).copy()
+    with np.errstate(all="ignore"):  # a dropped inf is NaN (inf * 0), as in NumPy and torch
+        y = layer.forward(x, training=True).copy()
     if rate == 0:
         np.testing.assert_array_equal(y, x)
         return
     mask = layer._mask
-    scale = dtype(1) / (dtype(1) - dtype(rate))
-    assert set(np.unique(mask)).issubset({dtype(0), scale})
+    kept = np.unique(mask[mask != 0])  # one scale, 1 / (1 - rate) rounded to dtype
+    assert kept.size <= 1 and np.all(np.abs(kept - 1 / (1 - rate)) <= 4 * np.finfo(dtype).eps * kept)
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(y, x * mask)
     dy = data.draw(values(shape, dtype, scale=1.0, specials=False))
@@ -514,11 +531,11 @@ def _corrupt_targets(kind, y, task, n_out):
     if task in ("sparse", "logits"):
         y = np.array(y)
         if kind == "label_range":
-            y[-1] = n_out
-            return y, ValueError, rf"y_true\[{len(y) - 1}\] = {n_out}"
+            y[-1] = n_out  # (the index named is the batch's: see the xfail below)
+            return y, ValueError, rf"y_true\[\d+\] = {n_out}"
         if kind == "label_negative":
             y[0] = -1
-            return y, ValueError, r"y_true\[0\] = -1"
+            return y, ValueError, r"y_true\[\d+\] = -1"
         if kind == "label_fraction":
             return y + 0.5, ValueError, "y_true"
         if kind == "label_nan":
@@ -635,6 +652,19 @@ def test_refused_fit_leaves_batchnorm_state_alone():
     np.testing.assert_array_equal(model.get_flat_weights(), before)
 
 
+@pytest.mark.xfail(strict=True, reason="fit checks labels batch by batch in the loss kernel, "
+                   "so a bad label is reported by its index in the (shuffled) BATCH: here "
+                   "y[37] = 7 is reported as y_true[k] for some k < 8, which points the user "
+                   "at the wrong sample (validate labels in Sequential._as_y, nncore/model.py)")
+def test_fit_names_the_bad_label_by_its_index_in_y():
+    model = nncore.Sequential([Dense(3, activation="softmax", input_dim=2)], seed=0)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    y = np.zeros(40, np.int64)
+    y[37] = 7
+    with pytest.raises(ValueError, match=r"y_true\[37\] = 7|y\[37\] = 7"):
+        model.fit(np.ones((40, 2)), y, batch_size=8, verbose=0)
+
+
 @pytest.mark.xfail(strict=True, reason="train_on_batch on 0 samples raises (the loss refuses "
                    "an empty y_pred) only after BatchNormalization folded NaN batch statistics "
                    "into its moving averages: every later prediction is NaN")
@@ -741,7 +771,9 @@ def test_fuzz_model_file_header(tmp_path_factory, data, bn):
     bad = tmp / "hostile.nncore"
     nio.write_file(bad, {k: v for k, v in header.items() if k != "arrays"}, arrays)
     try:
-        model = nncore.load_model(bad)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NaN weights are allowed
+            model = nncore.load_model(bad)
     except LOAD_ERRORS:
         return
     p = model.predict(np.ones((2,) + model.input_shape, model.dtype))
