@@ -260,3 +260,55 @@ def test_interrupt_right_after_the_optimizer_kernel_keeps_the_step_count(monkeyp
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, batch_size=8, epochs=3, verbose=0)
     assert model.optimizer.iterations == calls["n"], "steps applied vs steps counted"
+
+
+@pytest.mark.parametrize("where", ["write", "fsync", "replace"])
+def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch, where):
+    """Ctrl-C (or a full disk) in the middle of save: the file on disk is still the
+    last complete save, and no temporary file is left behind."""
+    from nncore import io as nio
+    x, y = _data()
+    model = _tiny_model(seed=9)
+    path = tmp_path / "m.nncore"
+    model.save(path)
+    before = path.read_bytes()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "write":
+        real_fdopen = os.fdopen
+
+        class Half:
+            def __init__(self, f):
+                self.f, self.n = f, 0
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.f.close()
+
+            def write(self, chunk):
+                self.n += 1
+                if self.n == 3:
+                    raise KeyboardInterrupt
+                return self.f.write(chunk)
+
+            def __getattr__(self, name):
+                return getattr(self.f, name)
+
+        monkeypatch.setattr(nio.os, "fdopen", lambda *a, **k: Half(real_fdopen(*a, **k)))
+    elif where == "fsync":
+        monkeypatch.setattr(nio.os, "fsync", boom)
+    else:
+        monkeypatch.setattr(nio.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nncore"]
+    nncore.load_model(path)
+    model.save(path)  # and the next save works
+    np.testing.assert_array_equal(nncore.load_model(path).predict(x), model.predict(x))
