@@ -57,6 +57,13 @@ if MACHINE not in ("aarch64", "arm64"):
     ISA_FLAGS.pop("neon")
 
 
+# NNCORE_SANITIZE=1 builds the engine and the extension under AddressSanitizer
+# and UndefinedBehaviorSanitizer, for tools/sanitize.sh (never for a release).
+SANITIZE = os.environ.get("NNCORE_SANITIZE", "") not in ("", "0")
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                  "-fno-sanitize-recover=undefined", "-O1", "-g"]
+
+
 def engine_sources():
     """{isa or None: [sources]} for every engine C file below csrc/."""
     groups = {}
@@ -88,6 +95,8 @@ class BuildEngineExt(build_ext):
             flags = list(base)
             if isa is not None:
                 flags += ISA_FLAGS[isa][1 if msvc else 0]
+            if SANITIZE and not msvc:
+                flags += SANITIZE_FLAGS  # after -O3: its -O1 wins
             objects += self.compiler.compile(
                 sources, output_dir=self.build_temp, include_dirs=[ENGINE_DIR],
                 extra_postargs=flags,
@@ -96,6 +105,9 @@ class BuildEngineExt(build_ext):
         if not msvc:  # the engine's thread pool (csrc/threads.c) uses pthreads
             ext.extra_link_args = list(ext.extra_link_args or []) + ["-pthread"]
             self._portable_link(ext)
+        if SANITIZE and not msvc:
+            ext.extra_compile_args = list(ext.extra_compile_args or []) + SANITIZE_FLAGS
+            ext.extra_link_args = list(ext.extra_link_args or []) + SANITIZE_FLAGS
         super().build_extension(ext)
 
     def _portable_link(self, ext):

@@ -861,8 +861,10 @@ cdef class OptimStepper:
         _optim_config(kind, hp, &self.cfg)
         self.kind = kind
 
-    def step(self, double learning_rate, params, grads, state, int64_t step):
-        """One step in place on params and state (as optim_step)."""
+    def step(self, double learning_rate, params, grads, state, int64_t step, owner=None):
+        """One step in place on params and state (as optim_step); then, with no
+        Python code between (so no interrupt can come between them), the
+        owner's ``iterations`` becomes ``step``."""
         cdef cnp.ndarray P = _inplace(params, "params"), G = _contig_ro(grads, "grads")
         cdef cnp.ndarray S = _inplace(state, "state")
         cdef Py_ssize_t n = cnp.PyArray_SIZE(P)
@@ -893,6 +895,8 @@ cdef class OptimStepper:
                                     <const double *>cnp.PyArray_DATA(G),
                                     <double *>cnp.PyArray_DATA(S), step)
         _check_status(st)
+        if owner is not None:
+            object.__setattr__(owner, "iterations", step)
 
 
 def sum_squares(x):

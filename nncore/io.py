@@ -185,10 +185,12 @@ def load_model(path, compile: bool = True):
             if cls is None:
                 raise ModelFileError(f"{path}: unknown layer class {entry['class_name']!r}")
             model.add(cls.from_config(dict(entry["config"])))
-        model.build(spec["input_shape"])
+        saved = (arrays["params"].size if "params" in arrays else -1,
+                 arrays["states"].size if "states" in arrays else -1)
+        model.build(spec["input_shape"], _expect_sizes=saved)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError, MemoryError) as e:
         raise ModelFileError(f"{path}: the architecture cannot be rebuilt ({e})") from None
     for key, flat in (("params", model._params), ("states", model._states)):
         saved = arrays.get(key)
@@ -197,14 +199,15 @@ def load_model(path, compile: bool = True):
         flat[...] = saved
     comp = header.get("compile")
     if compile and comp is not None:
-        opt = optimizers.get(comp["optimizer"])
-        model.compile(optimizer=opt, loss=losses.get_loss(comp["loss"]),
-                      metrics=comp["metrics"])
-        if comp.get("optimizer_state"):
-            state = {key[len("optimizer/"):]: arr for key, arr in arrays.items()
-                     if key.startswith("optimizer/")}
-            try:
+        try:
+            opt = optimizers.get(comp["optimizer"])
+            model.compile(optimizer=opt, loss=losses.get_loss(comp["loss"]),
+                          metrics=comp["metrics"])
+            if comp.get("optimizer_state"):
+                state = {key[len("optimizer/"):]: arr for key, arr in arrays.items()
+                         if key.startswith("optimizer/")}
                 opt.set_state(state)
-            except (KeyError, ValueError) as e:
-                raise ModelFileError(f"{path}: the optimizer state does not fit ({e})") from None
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
+            raise ModelFileError(f"{path}: the compile settings cannot be restored "
+                                 f"({type(e).__name__}: {e})") from None
     return model

@@ -80,7 +80,8 @@ class Sequential:
             return self._compute
         return [layer for layer in self.layers if not isinstance(layer, Input)]
 
-    def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> None:
+    def build(self, input_shape: Optional[Sequence[Optional[int]]] = None,
+              _expect_sizes: Optional[tuple] = None) -> None:
         """Build every layer and lay their parameters out in one flat buffer.
 
         ``input_shape`` is one sample's shape; Keras' form with a leading None
@@ -114,6 +115,11 @@ class Sequential:
         frozen = [i for i, spec in enumerate(specs) if not spec.trainable]
         offsets, total = layout([specs[i] for i in trainable], self.dtype)
         s_offsets, s_total = layout([specs[i] for i in frozen], self.dtype)
+        if _expect_sizes is not None and _expect_sizes != (total, s_total):
+            # (a model file's arrays must fit before anything is allocated)
+            raise ValueError(f"the architecture needs {total} parameters and {s_total} state "
+                             f"values, the weights hold {_expect_sizes[0]} and "
+                             f"{_expect_sizes[1]}")
         self._params = aligned_empty(total, self.dtype)
         self._grads = aligned_empty(total, self.dtype)
         self._states = aligned_empty(s_total, self.dtype)
@@ -131,6 +137,8 @@ class Sequential:
             layer.bind(*views.get(id(layer), ({}, {})))
         self._param_specs = list(zip(owners, specs))
         self._compute = [layer for layer in self.layers if not isinstance(layer, Input)]
+        self._n_in = int(np.prod(self.input_shape, dtype=np.int64))  # one sample, flattened
+        self._n_out = int(np.prod(self.output_shape, dtype=np.int64))
         self._regularized_layers = [layer for layer in self.layers if layer._regularized]
         self._rng_layers = [layer for layer in self.layers if layer.uses_rng]
         compute = self._compute_layers
@@ -325,7 +333,7 @@ class Sequential:
         plan = None if self.check_numerics else self._training_plan()
         if plan is not None:
             with self._lock:
-                loss, out = plan.step(x.reshape(len(x), -1), y, self._loss_code,
+                loss, out = plan.step(x.reshape(len(x), self._n_in), y, self._loss_code,
                                       self._reduction, self._sparse)
                 return self._finish_step(loss, y, out.reshape((len(x),) + self.output_shape))
         with self._lock:
@@ -397,6 +405,7 @@ class Sequential:
                                  f"categorical_crossentropy; sparse_categorical_crossentropy "
                                  f"takes integer labels")
             y = y.reshape(n)
+            _check_labels(y, self.output_shape[-1], "y")
             if y.dtype != np.int64 and y.dtype.kind in "iu":
                 # int64 once here, so each batch takes the boundary's fast path
                 # (out-of-range values are reported by fit's check or the boundary)
@@ -413,6 +422,7 @@ class Sequential:
         self._ensure_built(x)
         self._require_compiled()
         x = self._as_x(x)
+        _nonempty(x, "train_on_batch")
         for m in self.metrics:
             m.reset_state()
         logs = self._train_step(x, self._as_y(y, len(x)))
@@ -423,6 +433,7 @@ class Sequential:
         self._ensure_built(x)
         self._require_compiled()
         x = self._as_x(x)
+        _nonempty(x, "test_on_batch")
         for m in self.metrics:
             m.reset_state()
         return self._scalar_or_list(self._test_step(x, self._as_y(y, len(x))))
@@ -433,7 +444,7 @@ class Sequential:
         x = self._as_x(x)
         plan = self._inference_plan()
         if plan is not None:
-            return plan.run(x.reshape(len(x), -1)).reshape((len(x),) + self.output_shape)
+            return plan.run(x.reshape(len(x), self._n_in)).reshape((len(x),) + self.output_shape)
         with self._lock:
             return self._forward(x, False).copy()
 
@@ -513,7 +524,7 @@ class Sequential:
         batch_size = _check_batch_size(batch_size)
         out = np.empty((len(x),) + self.output_shape, self.dtype)
         plan = self._inference_plan()
-        flat_x, flat_out = x.reshape(len(x), -1), out.reshape(len(x), -1)
+        flat_x, flat_out = x.reshape(len(x), self._n_in), out.reshape(len(x), self._n_out)
         for start in range(0, len(x), batch_size):
             stop = min(start + batch_size, len(x))
             if plan is not None:
@@ -529,6 +540,7 @@ class Sequential:
         self._ensure_built(x)
         self._require_compiled()
         x = self._as_x(x)
+        _nonempty(x, "evaluate")
         y = self._as_y(y, len(x))
         batch_size = _check_batch_size(batch_size)
         logs = self._run_test_epoch(x, y, batch_size)
@@ -570,6 +582,21 @@ class Sequential:
         """Save architecture, weights, optimizer state and compile settings (no pickle)."""
         from nncore import io
         io.save_model(self, path)
+
+
+def _check_labels(y: np.ndarray, classes: int, name: str) -> None:
+    """Every label an integer in [0, classes), checked once before any work starts
+    (so a refused call changes nothing, and the error names the sample in y)."""
+    if y.size and (y.min() < 0 or y.max() >= classes or
+                   (y.dtype.kind == "f" and not np.array_equal(y, np.floor(y)))):
+        bad = np.flatnonzero((y < 0) | (y >= classes) | (y != np.floor(y)))[0]
+        raise ValueError(f"{name}[{bad}] = {y[bad]} is not a class label of this model "
+                         f"(the {classes} classes are 0 .. {classes - 1})")
+
+
+def _nonempty(x: np.ndarray, what: str) -> None:
+    if len(x) == 0:
+        raise ValueError(f"{what} needs at least one sample; x has shape {x.shape}")
 
 
 def derive_seed(*keys: int) -> int:

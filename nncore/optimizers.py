@@ -265,8 +265,9 @@ class Optimizer:
         stepper = self._stepper
         if stepper is None:  # checked once, kept until a hyper-parameter changes
             stepper = self._stepper = _core.OptimStepper(self._kind, self._hyper(0.0))
-        stepper.step(self.learning_rate, params, grads, self._state, self.iterations + 1)
-        self.iterations += 1
+        # the count is set by the same engine call that makes the step, so an
+        # interrupt cannot leave the two apart
+        stepper.step(self.learning_rate, params, grads, self._state, self.iterations + 1, self)
 
     # The engine configuration is cached; assigning any public hyper-parameter
     # (momentum, beta_1, weight_decay, ...) drops it so the next step rebuilds it.

@@ -176,6 +176,8 @@ def _fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence]
         model._ensure_built(x)
         model._require_compiled()
         x = model._as_x(x)
+        if len(x) == 0:
+            raise ValueError(f"fit needs at least one sample; x has shape {x.shape}")
         y = model._as_y(y, len(x))
         x, y, val = _split_validation(model, x, y, validation_split, validation_data)
         batch_size = _check_int("batch_size", 32 if batch_size is None else batch_size, 1)
@@ -184,11 +186,6 @@ def _fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence]
             raise ValueError("steps_per_epoch goes with a batch source; with arrays an epoch "
                              "is one pass over the data")
         eval_batch = batch_size
-
-    if model._sparse and not _is_batch_source(x):
-        _check_labels(y, model.output_shape[-1], "y")
-        if val is not None:
-            _check_labels(val[1], model.output_shape[-1], "validation labels")
 
     history = cb.History()
     callback_list = [history]
@@ -206,15 +203,6 @@ def _fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence]
     finally:
         model._where = "train_on_batch"
     return history
-
-
-def _check_labels(y: np.ndarray, classes: int, name: str) -> None:
-    """Every integer label in [0, classes), checked once before any work starts."""
-    if y.size and (y.min() < 0 or y.max() >= classes or
-                   (y.dtype.kind == "f" and not np.array_equal(y, np.floor(y)))):
-        bad = np.flatnonzero((y < 0) | (y >= classes) | (y != np.floor(y)))[0]
-        raise ValueError(f"{name}[{bad}] = {y[bad]} is not a class label of this model "
-                         f"(the {classes} classes are 0 .. {classes - 1})")
 
 
 def _train_loop(model, cbs, batches, val, eval_batch, epochs, initial_epoch, loss_mean):

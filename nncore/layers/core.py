@@ -186,7 +186,7 @@ class Flatten(Layer):
 
     def forward(self, x, training=False):
         x = _batch(x, self, len(self.input_shape))
-        return np.ascontiguousarray(x).reshape(x.shape[0], -1)
+        return np.ascontiguousarray(x).reshape((x.shape[0],) + self.output_shape)
 
     def backward(self, dy):
         return dy.reshape((dy.shape[0],) + self.input_shape)

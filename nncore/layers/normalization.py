@@ -54,6 +54,9 @@ class BatchNormalization(Layer):
         x2 = x.reshape(-1, c)
         p = self.params
         if training:
+            if x2.shape[0] == 0:
+                raise ValueError(f"layer {self.name!r}: a training batch of 0 samples has no "
+                                 f"statistics to normalise with")
             mean = x2.mean(axis=0)
             var = x2.var(axis=0)
             m = self.momentum
