@@ -25,24 +25,6 @@ LENET_BATCH, LENET_HW = (8, 28) if QUICK else (64, 28)
 THREADS = [1] if QUICK else [1, 2]
 
 
-@pytest.fixture
-def threads(request):
-    """Limit nncore and torch to n threads."""
-    n = request.param
-    before = nncore.get_num_threads()
-    nncore.set_num_threads(n)
-    try:
-        import torch
-        torch_before = torch.get_num_threads()
-        torch.set_num_threads(n)
-    except ImportError:
-        torch = None
-    yield n
-    if torch is not None:
-        torch.set_num_threads(torch_before)
-    nncore.set_num_threads(before)
-
-
 def _conv_data():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, HW, HW, CIN)).astype(np.float32)

@@ -10,38 +10,11 @@ import os
 import numpy as np
 import pytest
 
-import nncore
 from nncore import ops
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 M, K, N = (16, 32, 32) if QUICK else (256, 1024, 1024)
 THREADS = [1] if QUICK else [1, 2]
-
-
-@pytest.fixture
-def threads(request):
-    """Limit every implementation (nncore, NumPy's BLAS, torch) to n threads."""
-    n = request.param
-    before = nncore.get_num_threads()
-    nncore.set_num_threads(n)
-    torch = None
-    try:
-        import torch
-        torch_before = torch.get_num_threads()
-        torch.set_num_threads(n)
-    except ImportError:
-        torch = None
-    try:
-        from threadpoolctl import threadpool_limits
-        limits = threadpool_limits(n)
-    except ImportError:
-        limits = None
-    yield n
-    if limits is not None:
-        limits.restore_original_limits()
-    if torch is not None:
-        torch.set_num_threads(torch_before)
-    nncore.set_num_threads(before)
 
 
 def _data(dtype=np.float32):

@@ -28,24 +28,6 @@ if QUICK:
 THREADS = [1] if QUICK else [1, 2]
 
 
-@pytest.fixture(params=THREADS, ids=lambda n: f"{n}thr")
-def threads(request):
-    """nncore and torch limited to n threads for the case."""
-    n = request.param
-    before = nncore.get_num_threads()
-    nncore.set_num_threads(n)
-    try:
-        import torch
-        t_before = torch.get_num_threads()
-        torch.set_num_threads(n)
-    except ImportError:
-        torch = None
-    yield n
-    nncore.set_num_threads(before)
-    if torch is not None:
-        torch.set_num_threads(t_before)
-
-
 def _data(sizes, batch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
@@ -63,6 +45,7 @@ def _nncore_mlp(sizes):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("threads", THREADS, indirect=True)
 def test_train_step_nncore(benchmark, case, threads):
     sizes, batch = CASES[case]
     x, y = _data(sizes, batch)
@@ -74,6 +57,7 @@ def test_train_step_nncore(benchmark, case, threads):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("threads", THREADS, indirect=True)
 def test_train_step_torch(benchmark, case, threads):
     torch = pytest.importorskip("torch")
     sizes, batch = CASES[case]
@@ -101,6 +85,7 @@ def test_train_step_torch(benchmark, case, threads):
     benchmark(step)
 
 
+@pytest.mark.parametrize("threads", THREADS, indirect=True)
 def test_predict_one_nncore(benchmark, threads):
     model = nncore.Sequential([Dense(32, activation="tanh", input_dim=16),
                                Dense(1, activation="sigmoid")], seed=0)
@@ -112,6 +97,7 @@ def test_predict_one_nncore(benchmark, threads):
     benchmark(model.predict_one, x1, out)
 
 
+@pytest.mark.parametrize("threads", THREADS, indirect=True)
 def test_predict_one_torch(benchmark, threads):
     torch = pytest.importorskip("torch")
     net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(),

@@ -34,22 +34,6 @@ def data():
     return x[:N_TRAIN].reshape(-1, 256), xt.reshape(-1, 256)[:2000 if QUICK else None]
 
 
-@pytest.fixture
-def threads(request):
-    n = request.param
-    before = nncore.get_num_threads()
-    nncore.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-        limits = threadpool_limits(n)
-    except ImportError:
-        limits = None
-    yield n
-    if limits is not None:
-        limits.restore_original_limits()
-    nncore.set_num_threads(before)
-
-
 def _case(threads):
     return (f"BernoulliRBM digits16 {N_TRAIN}x256 -> {N_HIDDEN}, batch {BATCH}, "
             f"{N_ITER} epochs, {threads} thread(s)")

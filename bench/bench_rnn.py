@@ -12,39 +12,12 @@ import os
 import numpy as np
 import pytest
 
-import nncore
 from nncore.layers import GRU, LSTM, SimpleRNN
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 N, T, I, U = (4, 5, 6, 8) if QUICK else (32, 28, 28, 128)
 THREADS = [1] if QUICK else [1, 2]
 CELLS = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}
-
-
-@pytest.fixture
-def threads(request):
-    """Limit nncore, torch and NumPy's BLAS to n threads (an idle BLAS pool
-    left spinning by the orthogonal initializer's QR would steal a core)."""
-    n = request.param
-    before = nncore.get_num_threads()
-    nncore.set_num_threads(n)
-    try:
-        import torch
-        torch_before = torch.get_num_threads()
-        torch.set_num_threads(n)
-    except ImportError:
-        torch = None
-    try:
-        from threadpoolctl import threadpool_limits
-        limits = threadpool_limits(n)
-    except ImportError:
-        limits = None
-    yield n
-    if limits is not None:
-        limits.restore_original_limits()
-    if torch is not None:
-        torch.set_num_threads(torch_before)
-    nncore.set_num_threads(before)
 
 
 def _data():

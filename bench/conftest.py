@@ -37,17 +37,25 @@ def _iterations(fn):
 
 @contextlib.contextmanager
 def limited_threads(n):
-    """nncore and NumPy's BLAS both at n threads (n = 0: leave their defaults)."""
+    """nncore, NumPy's BLAS and torch (where installed) all at n threads, so that
+    every implementation in a case runs on the same cores (n = 0: their defaults)."""
     from nncore import _core
-    old = _core.get_num_threads()
     if n == 0:
         yield
         return
+    old = _core.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         threadpool_limits = None
+    try:
+        import torch
+        torch_old = torch.get_num_threads()
+    except ImportError:
+        torch = None
     _core.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
     try:
         if threadpool_limits is None:
             yield
@@ -56,6 +64,16 @@ def limited_threads(n):
                 yield
     finally:
         _core.set_num_threads(old)
+        if torch is not None:
+            torch.set_num_threads(torch_old)
+
+
+@pytest.fixture
+def threads(request):
+    """Parametrize indirectly with thread counts: ``@pytest.mark.parametrize("threads",
+    [1, 2], indirect=True)``; the case runs under ``limited_threads(n)``."""
+    with limited_threads(request.param):
+        yield request.param
 
 
 _TABLE = {}
