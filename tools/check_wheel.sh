@@ -183,7 +183,7 @@ step "6. the repaired wheel in a fresh virtual environment, tests from outside t
 VPY=$WORK/venv/bin/python
 pipi "$VPY" --upgrade pip
 pipi "$VPY" "$REPAIRED[test]" pyyaml
-mkdir -p "$WORK/run" && cp -r "$REPO/tests" "$WORK/run/tests"
+mkdir -p "$WORK/run" && cp -r "$REPO/tests" "$WORK/run/tests" && cp -r "$REPO/examples" "$WORK/run/examples"
 rm -rf "$WORK/run/tests/__pycache__" "$WORK/run/tests/c/build"
 cd "$WORK/run"
 "$VPY" - <<'EOF'
