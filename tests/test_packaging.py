@@ -133,7 +133,7 @@ def test_cibuildwheel_configuration():
     assert "show_config()" in cibw["test-command"]
     assert "pytest" in cibw["test-command"]
     # the tests run from a copy, so `import nncore` is the installed wheel
-    assert cibw["test-sources"] == ["tests"]
+    assert cibw["test-sources"] == ["tests", "examples"]  # some tests run the examples
     assert cibw["test-environment"]["NNCORE_TEST_INSTALLED"] == "1"
     assert set(cibw["linux"]["archs"]) == {"x86_64", "aarch64"}
     assert set(cibw["macos"]["archs"]) == {"x86_64", "arm64"}
