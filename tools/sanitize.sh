@@ -59,6 +59,10 @@ if [ "$DO_ASAN" = 1 ]; then
         --exclude='*.so' --exclude='__pycache__' --exclude=.hypothesis \
         --exclude=.pytest_cache --exclude='nncore/_core.c' --exclude='*.egg-info' .) \
         | (cd "$WORK" && tar -xf -)
+    # an in-place build needs the build requirements in this environment (an
+    # editable install builds in an isolated one and leaves none behind)
+    "$PY" -c "import Cython, numpy, setuptools" 2>/dev/null \
+        || "$PY" -m pip install -q "Cython>=3.0" "setuptools>=77" numpy
     echo "== ASan+UBSan: building (NNCORE_SANITIZE=1)"
     (cd "$WORK" && NNCORE_SANITIZE=1 "$PY" setup.py -q build_ext --inplace >build.log 2>&1) || {
         tail -30 "$WORK/build.log"; echo "sanitizer build failed"; exit 1; }
