@@ -83,6 +83,10 @@ _TABLE = {}
 def peer_table(benchmark):
     """peer_table(case, impl, flops): file this benchmark's median under a case."""
     def _record(case, impl, flops):
+        # group/impl too, so that bench/compare.py's ratio table lists the case
+        benchmark.group = case
+        benchmark.extra_info["impl"] = impl
+        benchmark.extra_info["gflops"] = flops / 1e9
         _TABLE.setdefault(case, {})[impl] = (benchmark, flops)
     return _record
 
