@@ -754,6 +754,40 @@ nc_status nc_drbm_free_energy(nc_rbm_visible visible, size_t m, size_t n_visible
                               size_t n_hidden, const double *v, const double *w,
                               const double *bv, const double *bh, double *work, double *out);
 
+/* ------------------------------------------------------------------------ */
+/* Batch normalisation (csrc/norm.c)                                        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Normalise each of the c columns of the (n, c) row-major x:
+ * xhat = (x - mean) * inv_std, y = gamma * xhat + beta (gamma, beta may be
+ * NULL: 1 and 0). training: mean and inv_std = 1 / sqrt(var + eps) come from
+ * the batch (biased variance, sums in double) and the moving averages
+ * follow moving = momentum * moving + (1 - momentum) * batch statistic;
+ * otherwise the moving statistics are used and left as they are. mean and
+ * inv_std (c) receive the statistics used; xhat is what the backward needs.
+ */
+nc_status nc_sbatchnorm_forward(size_t n, size_t c, const float *x, const float *gamma,
+                                const float *beta, float *moving_mean, float *moving_var,
+                                double momentum, double eps, int training, float *mean,
+                                float *inv_std, float *xhat, float *y);
+nc_status nc_dbatchnorm_forward(size_t n, size_t c, const double *x, const double *gamma,
+                                const double *beta, double *moving_mean, double *moving_var,
+                                double momentum, double eps, int training, double *mean,
+                                double *inv_std, double *xhat, double *y);
+/*
+ * From dy and the forward's xhat and inv_std: dgamma = sum dy * xhat and
+ * dbeta = sum dy over rows (always written: the training dx needs them),
+ * and dx = gamma inv_std (dy - dbeta / n - xhat dgamma / n) in training,
+ * gamma inv_std dy otherwise.
+ */
+nc_status nc_sbatchnorm_backward(size_t n, size_t c, const float *dy, const float *xhat,
+                                 const float *inv_std, const float *gamma, int training,
+                                 float *dgamma, float *dbeta, float *dx);
+nc_status nc_dbatchnorm_backward(size_t n, size_t c, const double *dy, const double *xhat,
+                                 const double *inv_std, const double *gamma, int training,
+                                 double *dgamma, double *dbeta, double *dx);
+
 #ifdef __cplusplus
 }
 #endif

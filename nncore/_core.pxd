@@ -370,3 +370,21 @@ cdef extern from "nncore.h" nogil:
                                   size_t n_hidden, const double *v, const double *w,
                                   const double *bv, const double *bh, double *work, double *out)
 # ---- end rbm ----
+
+
+# ---- batch normalisation (csrc/norm_impl.h) ----
+cdef extern from "nncore.h" nogil:
+    nc_status nc_sbatchnorm_forward(size_t n, size_t c, const float *x, const float *gamma,
+                                    const float *beta, float *moving_mean, float *moving_var,
+                                    double momentum, double eps, int training, float *mean,
+                                    float *inv_std, float *xhat, float *y)
+    nc_status nc_dbatchnorm_forward(size_t n, size_t c, const double *x, const double *gamma,
+                                    const double *beta, double *moving_mean, double *moving_var,
+                                    double momentum, double eps, int training, double *mean,
+                                    double *inv_std, double *xhat, double *y)
+    nc_status nc_sbatchnorm_backward(size_t n, size_t c, const float *dy, const float *xhat,
+                                     const float *inv_std, const float *gamma, int training,
+                                     float *dgamma, float *dbeta, float *dx)
+    nc_status nc_dbatchnorm_backward(size_t n, size_t c, const double *dy, const double *xhat,
+                                     const double *inv_std, const double *gamma, int training,
+                                     double *dgamma, double *dbeta, double *dx)

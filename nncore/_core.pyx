@@ -2434,3 +2434,113 @@ def rbm_free_energy(v, w, bv, bh, visible="bernoulli"):
                                      <double *>cnp.PyArray_DATA(Wk), <double *>cnp.PyArray_DATA(Y))
     _check_status(st)
     return Y
+
+
+# ---- batch normalisation (csrc/norm_impl.h) ----
+
+cdef cnp.ndarray _channel_vector(object v, str name, cnp.ndarray X, Py_ssize_t c, bint inplace):
+    """A (c,) parameter of X's dtype: read (copied if need be) or updated in place."""
+    cdef cnp.ndarray arr = _inplace(v, name) if inplace else _real(v, name)
+    _same_dtype(arr, name, X, "x")
+    if cnp.PyArray_NDIM(arr) != 1 or arr.shape[0] != c:
+        raise ValueError(f"{name} has shape {_shape(arr)}; x has {c} channels, so ({c},)")
+    return arr
+
+
+def batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, double momentum,
+                      double epsilon, bint training, out=None, xhat=None):
+    """Batch normalisation over the last axis of x (all leading axes are the batch).
+
+    Returns ``(y, xhat, mean, inv_std)``: the output, the normalised input and
+    the per-channel statistics used (the batch's in training, when
+    ``moving_mean`` and ``moving_variance`` are also updated in place; the
+    moving ones otherwise). ``gamma``/``beta`` may be None (1 and 0). ``out``
+    and ``xhat``, when given, receive y and xhat (x's shape and dtype).
+    """
+    cdef cnp.ndarray X = _real(x, "x"), G = None, B = None, MM, MV, Y, XH, M, S
+    cdef Py_ssize_t n, c
+    if cnp.PyArray_NDIM(X) < 1:
+        raise ValueError("x must have a channels axis")
+    n, c = _rows_cols(X)
+    if not (0 <= momentum <= 1):
+        raise ValueError(f"momentum must lie in [0, 1], got {momentum}")
+    if not (epsilon > 0 and isfinite(epsilon)):
+        raise ValueError(f"epsilon must be finite and > 0, got {epsilon}")
+    if training and n == 0:
+        raise ValueError("a training batch of 0 samples has no statistics to normalise with")
+    if gamma is not None:
+        G = _channel_vector(gamma, "gamma", X, c, False)
+    if beta is not None:
+        B = _channel_vector(beta, "beta", X, c, False)
+    MM = _channel_vector(moving_mean, "moving_mean", X, c, True)
+    MV = _channel_vector(moving_variance, "moving_variance", X, c, True)
+    _no_overlap(MM, "moving_mean", MV, "moving_variance")
+    Y = _out(out, "out", cnp.PyArray_TYPE(X), _shape(X))
+    XH = _out(xhat, "xhat", cnp.PyArray_TYPE(X), _shape(X))
+    _no_overlap(Y, "out", X, "x")
+    _no_overlap(XH, "xhat", X, "x")
+    _no_overlap(XH, "xhat", Y, "out")
+    M = _out(None, "mean", cnp.PyArray_TYPE(X), (c,))
+    S = _out(None, "inv_std", cnp.PyArray_TYPE(X), (c,))
+    if cnp.PyArray_TYPE(X) == F32:
+        with nogil:
+            nc_sbatchnorm_forward(n, c, <const float *>cnp.PyArray_DATA(X),
+                                  <const float *>(cnp.PyArray_DATA(G) if G is not None else NULL),
+                                  <const float *>(cnp.PyArray_DATA(B) if B is not None else NULL),
+                                  <float *>cnp.PyArray_DATA(MM), <float *>cnp.PyArray_DATA(MV),
+                                  momentum, epsilon, training, <float *>cnp.PyArray_DATA(M),
+                                  <float *>cnp.PyArray_DATA(S), <float *>cnp.PyArray_DATA(XH),
+                                  <float *>cnp.PyArray_DATA(Y))
+    else:
+        with nogil:
+            nc_dbatchnorm_forward(n, c, <const double *>cnp.PyArray_DATA(X),
+                                  <const double *>(cnp.PyArray_DATA(G) if G is not None else NULL),
+                                  <const double *>(cnp.PyArray_DATA(B) if B is not None else NULL),
+                                  <double *>cnp.PyArray_DATA(MM), <double *>cnp.PyArray_DATA(MV),
+                                  momentum, epsilon, training, <double *>cnp.PyArray_DATA(M),
+                                  <double *>cnp.PyArray_DATA(S), <double *>cnp.PyArray_DATA(XH),
+                                  <double *>cnp.PyArray_DATA(Y))
+    return Y, XH, M, S
+
+
+def batchnorm_backward(dy, xhat, inv_std, gamma, bint training, out=None, dgamma=None,
+                       dbeta=None):
+    """The gradients of batchnorm_forward: ``(dx, dgamma, dbeta)``.
+
+    ``xhat`` and ``inv_std`` are what the forward returned; ``training`` as it
+    was there (in training the batch statistics depend on x too).
+    """
+    cdef cnp.ndarray DY = _real(dy, "dy"), XH = _real(xhat, "xhat"), S, G = None, DX, DG, DB
+    cdef Py_ssize_t n, c
+    if cnp.PyArray_NDIM(DY) < 1:
+        raise ValueError("dy must have a channels axis")
+    _same_dtype(DY, "dy", XH, "xhat")
+    if _shape(XH) != _shape(DY):
+        raise ValueError(f"xhat has shape {_shape(XH)} but dy has {_shape(DY)}")
+    n, c = _rows_cols(DY)
+    S = _channel_vector(inv_std, "inv_std", DY, c, False)
+    if gamma is not None:
+        G = _channel_vector(gamma, "gamma", DY, c, False)
+    DX = _out(out, "out", cnp.PyArray_TYPE(DY), _shape(DY))
+    DG = _out(dgamma, "dgamma", cnp.PyArray_TYPE(DY), (c,))
+    DB = _out(dbeta, "dbeta", cnp.PyArray_TYPE(DY), (c,))
+    _no_overlap(DX, "out", DY, "dy")
+    _no_overlap(DX, "out", XH, "xhat")
+    _no_overlap(DG, "dgamma", DB, "dbeta")
+    if cnp.PyArray_TYPE(DY) == F32:
+        with nogil:
+            nc_sbatchnorm_backward(n, c, <const float *>cnp.PyArray_DATA(DY),
+                                   <const float *>cnp.PyArray_DATA(XH),
+                                   <const float *>cnp.PyArray_DATA(S),
+                                   <const float *>(cnp.PyArray_DATA(G) if G is not None else NULL),
+                                   training, <float *>cnp.PyArray_DATA(DG),
+                                   <float *>cnp.PyArray_DATA(DB), <float *>cnp.PyArray_DATA(DX))
+    else:
+        with nogil:
+            nc_dbatchnorm_backward(n, c, <const double *>cnp.PyArray_DATA(DY),
+                                   <const double *>cnp.PyArray_DATA(XH),
+                                   <const double *>cnp.PyArray_DATA(S),
+                                   <const double *>(cnp.PyArray_DATA(G) if G is not None else NULL),
+                                   training, <double *>cnp.PyArray_DATA(DG),
+                                   <double *>cnp.PyArray_DATA(DB), <double *>cnp.PyArray_DATA(DX))
+    return DX, DG, DB

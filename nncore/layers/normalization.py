@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
-
+from nncore import _core
 from nncore.layers.base import Layer, Shape
 
 
@@ -50,54 +49,29 @@ class BatchNormalization(Layer):
                         trainable=False)
 
     def forward(self, x, training=False):
-        c = self.input_shape[-1]
-        x2 = x.reshape(-1, c)
         p = self.params
-        if training:
-            if x2.shape[0] == 0:
-                raise ValueError(f"layer {self.name!r}: a training batch of 0 samples has no "
-                                 f"statistics to normalise with")
-            mean = x2.mean(axis=0)
-            var = x2.var(axis=0)
-            m = self.momentum
-            p["moving_mean"] *= m
-            p["moving_mean"] += (1 - m) * mean
-            p["moving_variance"] *= m
-            p["moving_variance"] += (1 - m) * var
-        else:
-            mean, var = p["moving_mean"], p["moving_variance"]
-        inv_std = 1.0 / np.sqrt(var + self.epsilon)
-        xhat = self.buffer("xhat", x2.shape, x.dtype)
-        np.subtract(x2, mean, out=xhat)
-        xhat *= inv_std
-        y = self.buffer("y", x2.shape, x.dtype)
-        if self.scale:
-            np.multiply(xhat, p["gamma"], out=y)
-        else:
-            np.copyto(y, xhat)
-        if self.center:
-            y += p["beta"]
-        self._xhat, self._inv_std, self._training = xhat, inv_std, training
-        return y.reshape(x.shape)
+        y, xhat = self.buffer("y", x.shape, x.dtype), self.buffer("xhat", x.shape, x.dtype)
+        # one engine call: statistics (and, in training, the moving averages
+        # updated in place in the model's state buffer), xhat and y
+        try:
+            _, _, _, self._inv_std = _core.batchnorm_forward(
+                x, p.get("gamma"), p.get("beta"), p["moving_mean"], p["moving_variance"],
+                self.momentum, self.epsilon, bool(training), out=y, xhat=xhat)
+        except ValueError as e:
+            raise ValueError(f"layer {self.name!r}: {e}") from None
+        self._xhat, self._training = xhat, bool(training)
+        return y
 
     def backward(self, dy):
         c = self.input_shape[-1]
-        dy2 = dy.reshape(-1, c)
-        xhat, inv_std = self._xhat, self._inv_std
-        if self.scale:
-            self.grads["gamma"][...] = (dy2 * xhat).sum(axis=0)
-        if self.center:
-            self.grads["beta"][...] = dy2.sum(axis=0)
-        dxhat = dy2 * self.params["gamma"] if self.scale else dy2
-        dx = self.buffer("dx", dy2.shape, dy.dtype)
-        if self._training:
-            # the batch statistics depend on x too
-            np.multiply(xhat, (dxhat * xhat).mean(axis=0), out=dx)
-            np.subtract(dxhat - dxhat.mean(axis=0), dx, out=dx)
-            dx *= inv_std
-        else:
-            np.multiply(dxhat, inv_std, out=dx)
-        return dx.reshape(dy.shape)
+        dx = self.buffer("dx", dy.shape, dy.dtype)
+        # the engine always sums dgamma and dbeta (the training dx uses them):
+        # into the gradient buffer where the layer has the parameter, scratch otherwise
+        dgamma = self.grads["gamma"] if self.scale else self.buffer("dgamma", (c,), dy.dtype)
+        dbeta = self.grads["beta"] if self.center else self.buffer("dbeta", (c,), dy.dtype)
+        _core.batchnorm_backward(dy, self._xhat, self._inv_std, self.params.get("gamma"),
+                                 self._training, out=dx, dgamma=dgamma, dbeta=dbeta)
+        return dx
 
     def get_config(self):
         config = dict(super().get_config(), momentum=self.momentum, epsilon=self.epsilon,
