@@ -142,16 +142,102 @@ cdef inline int _same_dtype(cnp.ndarray a, str a_name, cnp.ndarray b, str b_name
     return 0
 
 
+# Big results are allocated aligned to 2 MiB (see nc_empty_big below).
+cdef extern from *:
+    """
+    /* A fresh result array of 4 MiB or more: NumPy madvises it for
+     * transparent huge pages, but malloc hands back memory that starts and
+     * ends off the 2 MiB grid, so the partial huge pages at both ends are
+     * faulted 4 KiB at a time (up to ~1000 faults, each several us in a VM);
+     * 2 MiB alignment lets the kernel back all but the tail with huge pages.
+     * NumPy allocates it through a memory handler (NEP 49), installed for
+     * that one call: the array owns its memory like any other and is freed
+     * (or resized) by the same handler, with free (or realloc). Linux only;
+     * elsewhere, and for NumPy < 1.22, this is PyArray_EMPTY. */
+    #include <stdlib.h>
+    #if defined(__linux__) && defined(NPY_1_22_API_VERSION) && \
+        NPY_FEATURE_VERSION >= NPY_1_22_API_VERSION
+    #include <sys/mman.h>
+    #define NC_BIG_ARRAY (4u << 20)
+    #define NC_HUGE_PAGE ((size_t)2 << 20)
+    static void *nc_big_malloc(void *ctx, size_t size)
+    {
+        void *p = NULL;
+        (void)ctx;
+        if (size < NC_BIG_ARRAY) return malloc(size ? size : 1);
+        if (posix_memalign(&p, NC_HUGE_PAGE, size) != 0) return NULL;
+    #ifdef MADV_HUGEPAGE
+        madvise(p, size & ~(NC_HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice: failure is harmless */
+    #endif
+        return p;
+    }
+    static void *nc_big_calloc(void *ctx, size_t n, size_t size)
+    {
+        (void)ctx;
+        return calloc(n ? n : 1, size ? size : 1);
+    }
+    static void *nc_big_realloc(void *ctx, void *p, size_t size)
+    {
+        (void)ctx;
+        return realloc(p, size ? size : 1);
+    }
+    static void nc_big_free(void *ctx, void *p, size_t size)
+    {
+        (void)ctx;
+        (void)size;
+        free(p);
+    }
+    static PyDataMem_Handler nc_big_handler = {
+        "nncore_huge_page_aligned", 1,
+        {NULL, nc_big_malloc, nc_big_calloc, nc_big_realloc, nc_big_free}};
+    static PyObject *nc_big_capsule = NULL;
+
+    static PyObject *nc_empty_big(int nd, npy_intp *dims, int typenum)
+    {
+        PyObject *old, *arr;
+        if (nc_big_capsule == NULL) {
+            nc_big_capsule = PyCapsule_New(&nc_big_handler, "mem_handler", NULL);
+            if (nc_big_capsule == NULL) return NULL;
+        }
+        old = PyDataMem_SetHandler(nc_big_capsule);
+        if (old == NULL) return NULL;
+        arr = PyArray_EMPTY(nd, dims, typenum, 0);
+        {
+            PyObject *mine = PyDataMem_SetHandler(old);
+            Py_DECREF(old);
+            if (mine == NULL) {
+                Py_XDECREF(arr);
+                return NULL;
+            }
+            Py_DECREF(mine);
+        }
+        return arr;
+    }
+    #else
+    static PyObject *nc_empty_big(int nd, npy_intp *dims, int typenum)
+    {
+        return PyArray_EMPTY(nd, dims, typenum, 0);
+    }
+    #endif
+    """
+    object nc_empty_big(int nd, cnp.npy_intp *dims, int typenum)
+
+
 cdef cnp.ndarray _out(object out, str name, int typenum, tuple shape):
     """A new array of `shape`, or `out` checked to be exactly right for it."""
     cdef cnp.ndarray arr
     cdef cnp.npy_intp dims[8]
     cdef int nd, i
+    cdef Py_ssize_t size
     if out is None:
         nd = len(shape)
         if nd <= 8:  # the C API skips np.empty's argument parsing (~0.2 us a call)
+            size = 1
             for i in range(nd):
                 dims[i] = shape[i]
+                size *= dims[i]
+            if size >= (1 << 20):  # >= 4 MiB: 2 MiB-aligned, see nc_empty_big
+                return <cnp.ndarray>nc_empty_big(nd, dims, typenum)
             return <cnp.ndarray>cnp.PyArray_EMPTY(nd, dims, typenum, 0)
         return np.empty(shape, dtype=np.float32 if typenum == F32 else np.float64)
     if not cnp.PyArray_Check(out):
