@@ -3,11 +3,13 @@
     python -m pytest bench/bench_vmath.py --benchmark-only -s
     BENCH_QUICK=1 python -m pytest bench/bench_vmath.py -s     # CI: small arrays, few rounds
 
-Single thread on both sides (NumPy's ufuncs are single-threaded; nncore is
-set to one thread). Each nncore case is measured at every kernel level the
-machine has, both allocating its result (as NumPy's expression does) and
-writing into a preallocated ``out=``; the peer of the latter is NumPy writing
-into a preallocated array too. The speed-up over NumPy is the median,
+NumPy's ufuncs are single-threaded; nncore runs at 1 thread at every kernel
+level the machine has, and at 2 threads at the best level (big arrays are cut
+into 2 MiB chunks shared over the pool; the result is the same bits). Each
+case both allocates its result (as NumPy's expression does) and writes into
+a preallocated ``out=``; the peer of the latter is NumPy writing into a
+preallocated array too. The groups are "<fn> over N float32, <t> thread(s)",
+NumPy (always one thread) timed in each. The speed-up over NumPy is the median,
 over rounds, of the ratio of the two timed back to back in each round (the
 machine is shared, so separately measured medians drift); it is printed at
 the end and stored in each benchmark's extra_info ("speedup_vs_numpy").
@@ -49,18 +51,21 @@ def x():
     return (np.random.default_rng(0).standard_normal(N) * 4).astype(np.float32)
 
 
+BEST = _core.isa_available()[-1]
+
+
 @pytest.fixture(scope="module", autouse=True)
-def one_thread_and_report():
+def restore_and_report():
     threads, isa = _core.get_num_threads(), _core.get_isa()
-    _core.set_num_threads(1)
     yield
     _core.set_num_threads(threads)
     _core.set_isa(isa)
     print(f"\nmedian times over {N} float32 ({ROUNDS} rounds); speed-up vs NumPy as the"
           f" median of per-round ratios, NumPy timed back to back with each case:")
-    for (fn, who), t in sorted(_medians.items()):
-        ratio = f"{_paired[(fn, who)]:6.2f}x" if (fn, who) in _paired else ""
-        print(f"  {fn:8s} {who:24s} {t * 1e3:8.3f} ms  {ratio}")
+    for key, t in sorted(_medians.items()):
+        fn, threads, who = key
+        ratio = f"{_paired[key]:6.2f}x" if key in _paired else ""
+        print(f"  {fn:8s} t{threads} {who:24s} {t * 1e3:8.3f} ms  {ratio}")
 
 
 def _paired_ratio(peer, call):
@@ -79,39 +84,45 @@ def _paired_ratio(peer, call):
     return statistics.median(ratios)
 
 
-def _run(benchmark, fn, who, call, peer=None):
-    benchmark.group = f"{fn} over {N:,} float32, 1 thread"
+def _run(benchmark, fn, threads, who, call, peer=None):
+    benchmark.group = f"{fn} over {N:,} float32, {threads} thread{'s' if threads > 1 else ''}"
     benchmark.extra_info["impl"] = who
+    _core.set_num_threads(threads)
     if benchmark.disabled:  # CI's quick check: run once, time nothing
         call()
         return
     benchmark.pedantic(call, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    _medians[(fn, who)] = benchmark.stats.stats.median
+    _medians[(fn, threads, who)] = benchmark.stats.stats.median
     if peer is not None:
-        _paired[(fn, who)] = benchmark.extra_info["speedup_vs_numpy"] = _paired_ratio(peer, call)
+        _paired[(fn, threads, who)] = benchmark.extra_info["speedup_vs_numpy"] = \
+            _paired_ratio(peer, call)
 
 
+@pytest.mark.parametrize("threads", [1, 2], ids=["t1", "t2"])
 @pytest.mark.parametrize("preallocated", [False, True], ids=["alloc", "out"])
 @pytest.mark.parametrize("fn", sorted(NUMPY))
-def test_numpy(benchmark, x, fn, preallocated):
+def test_numpy(benchmark, x, fn, preallocated, threads):
     if preallocated:
         expr, y = NUMPY_OUT[fn], np.empty_like(x)
-        _run(benchmark, fn, "numpy out=", lambda: expr(x, y))
+        _run(benchmark, fn, threads, "numpy out=", lambda: expr(x, y))
     else:
         expr = NUMPY[fn]
-        _run(benchmark, fn, "numpy", lambda: expr(x))
+        _run(benchmark, fn, threads, "numpy", lambda: expr(x))
 
 
+@pytest.mark.parametrize("threads", [1, 2], ids=["t1", "t2"])
 @pytest.mark.parametrize("level", _core.isa_available())
 @pytest.mark.parametrize("preallocated", [False, True], ids=["alloc", "out"])
 @pytest.mark.parametrize("fn", sorted(NUMPY))
-def test_nncore(benchmark, x, fn, preallocated, level):
+def test_nncore(benchmark, x, fn, preallocated, level, threads):
+    if threads > 1 and level != BEST:
+        pytest.skip("2 threads at the best level only")
     _core.set_isa(level)
     f = getattr(nncore.activations, fn)
     out = np.empty_like(x) if preallocated else None
     y = f(x, out=out)
     with np.errstate(over="ignore"):
         np.testing.assert_allclose(y, NUMPY[fn](x.astype(np.float64)), rtol=1e-6, atol=1e-7)
-    _run(benchmark, fn, f"nncore {level} {'out=' if preallocated else 'alloc'}",
+    _run(benchmark, fn, threads, f"nncore {level} {'out=' if preallocated else 'alloc'}",
          lambda: f(x, out=out),
          peer=(lambda: NUMPY_OUT[fn](x, out)) if preallocated else (lambda: NUMPY[fn](x)))

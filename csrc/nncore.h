@@ -126,7 +126,9 @@ typedef enum nc_act {
 
 /*
  * y = f(x) over a rows x cols block (row-wise for the softmaxes).
- * y may be x (in place).
+ * y may be x (in place). From 64K elements the work is shared over the
+ * engine's threads (element-wise chunks, or blocks of rows), with the same
+ * bits as on one thread; likewise nc_?act_backward.
  */
 nc_status nc_sact_forward(nc_act act, float param, size_t rows, size_t cols,
                           const float *x, float *y);

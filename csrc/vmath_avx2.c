@@ -151,19 +151,22 @@ static inline V v_tanh(V x)
      * takes x second, and min returns its second operand for NaN). */
     const V sign = SET1(-0.0f);
     V a = _mm256_min_ps(SET1(10.0f), _mm256_andnot_ps(sign, x));
-    V v = _mm256_mul_ps(a, SET1(-2.0f)), n, r, p, s, m, y;
+    V v = _mm256_mul_ps(a, SET1(-2.0f)), n, r, z, p, s, m, y;
     n = _mm256_round_ps(_mm256_mul_ps(v, SET1(1.44269504088896341f)),
                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = FMA(n, SET1(-0.693359375f), v);
     r = FMA(n, SET1(2.12194440e-4f), r);
-    p = SET1(1.0f / 40320);
-    p = FMA(p, r, SET1(1.0f / 5040));
-    p = FMA(p, r, SET1(1.0f / 720));
-    p = FMA(p, r, SET1(1.0f / 120));
-    p = FMA(p, r, SET1(1.0f / 24));
-    p = FMA(p, r, SET1(1.0f / 6));
-    p = FMA(p, r, SET1(0.5f));
-    p = FMA(p, _mm256_mul_ps(r, r), r); /* expm1 r, Taylor to r^8 on |r| <= ln2/2 */
+    /* expm1 r = r + r^2 p(r) on |r| <= ln2/2, p exp8's Cephes polynomial:
+     * its error is relative to the r^2 p term, so expm1 keeps its relative
+     * accuracy near 0, with two FMAs fewer than a Taylor series to r^8 */
+    z = _mm256_mul_ps(r, r);
+    p = SET1(1.9875691500e-4f);
+    p = FMA(p, r, SET1(1.3981999507e-3f));
+    p = FMA(p, r, SET1(8.3334519073e-3f));
+    p = FMA(p, r, SET1(4.1665795894e-2f));
+    p = FMA(p, r, SET1(1.6666665459e-1f));
+    p = FMA(p, r, SET1(5.0000001201e-1f));
+    p = FMA(p, z, r);
     s = _mm256_castsi256_ps(_mm256_slli_epi32(
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23)); /* 2^n, n in [-29, 0] */
     m = FMA(s, p, _mm256_sub_ps(s, SET1(1.0f)));

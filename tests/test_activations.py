@@ -354,3 +354,90 @@ def test_unknown_activation_code():
         _core.act_backward(99, 0.0, np.ones(2), np.ones(2))
     with pytest.raises(ValueError):
         _core.dense_forward(np.ones((1, 1)), np.ones((1, 1)), None, 10, 0.0)
+
+
+# --------------------------------------------------------------------------
+# Threads: big calls are cut into chunks (element-wise) or row blocks
+# (softmaxes) and shared over the pool; the result must not depend on it.
+# --------------------------------------------------------------------------
+
+def _pieces(fn, *arrays, piece):
+    """fn over consecutive pieces of `piece` elements (each below the engine's
+    threading threshold, so each runs serially), concatenated."""
+    n = arrays[0].size
+    flat = [a.reshape(-1) for a in arrays]
+    return np.concatenate([fn(*(f[i:i + piece] for f in flat)) for i in range(0, n, piece)])
+
+
+@pytest.fixture
+def restore_threads():
+    before = _core.get_num_threads()
+    yield
+    _core.set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("n, offset", [(65536, 0), (65536 + 37, 3), (300_001, 1)])
+def test_threaded_equals_serial_bitwise(isa, dtype, name, n, offset, restore_threads):
+    """1 and 2 threads give the same bits, and both equal the activation run
+    serially on small pieces (so no chunk is skipped, doubled or misplaced).
+    The offset starts the arrays off any chunk boundary."""
+    _check_threaded(dtype, name, n, offset)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "elu", "relu", "softmax"])
+def test_threaded_big_chunks_equal_serial_bitwise(dtype, name, restore_threads):
+    """Arrays of 8 MiB and more are cut at 2 MiB boundaries of the output's
+    address space (one chunk per huge page): the same checks there."""
+    _check_threaded(dtype, name, 2_300_000, 7)
+
+
+def _check_threaded(dtype, name, n, offset):
+    rng = np.random.default_rng(n + offset)
+    base = (rng.standard_normal(n + offset) * 5).astype(dtype)
+    x = base[offset:]
+    rowwise = name in ROWWISE
+    cols = 1000 if rowwise else x.size
+    x2 = x[: (x.size // cols) * cols].reshape(-1, cols)
+    shaped = (lambda v: v.reshape(-1, cols)) if rowwise else (lambda v: v)
+    piece = 16 * cols if name in ROWWISE else 40_000
+    alpha = PARAM_DEFAULT.get(name)
+    results = {}
+    for threads in (1, 2):
+        _core.set_num_threads(threads)
+        y = ops.activation_forward(x2, name, alpha)
+        dy = np.cos(y).astype(dtype)
+        dx = ops.activation_backward(y, dy, name, alpha)
+        # out= an offset view of a bigger buffer (the chunk cuts follow y's address)
+        out_base = np.empty(x2.size + 5, dtype)
+        out = out_base[5:].reshape(x2.shape)
+        ops.activation_forward(x2, name, alpha, out=out)
+        results[threads] = (y, dx, out)
+    for a, b in zip(results[1], results[2]):
+        np.testing.assert_array_equal(a, b)
+    y, dx, out = results[2]
+    np.testing.assert_array_equal(out, y)
+    _core.set_num_threads(1)
+    serial_y = _pieces(lambda v: ops.activation_forward(shaped(v), name, alpha).reshape(-1),
+                       x2, piece=piece)
+    np.testing.assert_array_equal(y.reshape(-1), serial_y)
+    dy = np.cos(y).astype(dtype)
+    serial_dx = _pieces(lambda a, b: ops.activation_backward(shaped(a), shaped(b), name, alpha)
+                        .reshape(-1), y, dy, piece=piece)
+    np.testing.assert_array_equal(dx.reshape(-1), serial_dx)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "relu", "softmax"])
+def test_threaded_in_place(dtype, name, restore_threads):
+    """out=x and backward into dy stay right when the call is split."""
+    _core.set_num_threads(2)
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((300, 1000)) * 3).astype(dtype)
+    want = ops.activation_forward(x, name)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    want_dx = ops.activation_backward(want, dy, name)
+    got = x.copy()
+    ops.activation_forward(got, name, out=got)
+    np.testing.assert_array_equal(got, want)
+    ops.activation_backward(want, dy, name, out=dy)
+    np.testing.assert_array_equal(dy, want_dx)

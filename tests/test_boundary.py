@@ -693,3 +693,24 @@ def test_label_layouts_read_correctly(isa, layout, from_logits):
         assert got[0] == want[0]
         np.testing.assert_array_equal(got[1], want[1])
         assert ops.sparse_categorical_accuracy(odd, p) == ops.sparse_categorical_accuracy(labels, p)
+
+
+def test_big_results_are_huge_page_aligned_and_owned():
+    """Results of 4 MiB and more come from nncore's NumPy memory handler,
+    2 MiB-aligned on Linux (so transparent huge pages back them from the
+    first byte): still ordinary arrays that own their memory, can be resized
+    and are freed like any other."""
+    import sys
+    x = np.linspace(-5, 5, 1_100_000, dtype=np.float32).reshape(1100, 1000)
+    y = ops.activation_forward(x, "tanh")
+    np.testing.assert_array_equal(y, ops.activation_forward(x, "tanh", out=np.empty_like(x)))
+    assert y.flags.owndata and y.flags.c_contiguous and y.base is None
+    if sys.platform.startswith("linux"):
+        assert y.ctypes.data % (2 << 20) == 0
+    z = ops.matmul(x[:, :4].T.copy(), x[:, :4].copy(), out=None)  # small: the default allocator
+    assert z.flags.owndata
+    y.resize((2000, 1000), refcheck=False)  # realloc through the same handler
+    assert y.shape == (2000, 1000)
+    np.testing.assert_array_equal(y[:1100], ops.activation_forward(x, "tanh"))
+    small = ops.activation_forward(x[:10], "tanh")
+    assert small.flags.owndata
