@@ -59,19 +59,21 @@ static void NC_TAG(sparse_rows_ref)(size_t m, size_t n, const int32_t *ptr, cons
     }
 }
 
-nc_status NC_FN(sparse_rows)(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
-                             const real *val, const real *b, size_t ldb, real *c, size_t ldc)
+nc_status NC_FN(sparse_rows)(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                             const int32_t *idx, const real *val, const real *b, size_t ldb,
+                             real *c, size_t ldc)
 {
 #ifdef NC_SPARSE_X86
     if (nc_active_isa_ == NC_ISA_AVX512) {
-        NC_FN(sparse_rows_avx512)(m, n, ptr, idx, val, b, ldb, c, ldc);
+        NC_FN(sparse_rows_avx512)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
         return NC_OK;
     }
     if (nc_active_isa_ == NC_ISA_AVX2) {
-        NC_FN(sparse_rows_avx2)(m, n, ptr, idx, val, b, ldb, c, ldc);
+        NC_FN(sparse_rows_avx2)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
         return NC_OK;
     }
 #endif
+    (void)bk;
     NC_TAG(sparse_rows_ref)(m, n, ptr, idx, val, b, ldb, c, ldc);
     return NC_OK;
 }

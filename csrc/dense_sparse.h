@@ -18,23 +18,17 @@
 #include <stdint.h>
 #include "internal.h"
 
-typedef void (*nc_ssparse_rows_fn)(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
-                                   const float *val, const float *b, size_t ldb, float *c,
-                                   size_t ldc);
-typedef void (*nc_dsparse_rows_fn)(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
-                                   const double *val, const double *b, size_t ldb, double *c,
-                                   size_t ldc);
-
 #if defined(__x86_64__) || defined(_M_X64)
-void nc_ssparse_rows_avx2(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
-                          const float *val, const float *b, size_t ldb, float *c, size_t ldc);
-void nc_dsparse_rows_avx2(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
-                          const double *val, const double *b, size_t ldb, double *c, size_t ldc);
-void nc_ssparse_rows_avx512(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
-                            const float *val, const float *b, size_t ldb, float *c, size_t ldc);
-void nc_dsparse_rows_avx512(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
-                            const double *val, const double *b, size_t ldb, double *c,
-                            size_t ldc);
+#define NC_SPARSE_DECL(isa)                                                                     \
+    void nc_ssparse_rows_##isa(size_t m, size_t n, size_t bk, const int32_t *ptr,              \
+                               const int32_t *idx, const float *val, const float *b, size_t ldb, \
+                               float *c, size_t ldc);                                            \
+    void nc_dsparse_rows_##isa(size_t m, size_t n, size_t bk, const int32_t *ptr,              \
+                               const int32_t *idx, const double *val, const double *b,           \
+                               size_t ldb, double *c, size_t ldc);
+NC_SPARSE_DECL(avx2)
+NC_SPARSE_DECL(avx512)
+#undef NC_SPARSE_DECL
 #define NC_SPARSE_X86 1
 #endif
 
@@ -43,11 +37,12 @@ void nc_dsparse_rows_avx512(size_t m, size_t n, const int32_t *ptr, const int32_
  * not thread-safe. Defined in plan.c. */
 extern int nc_plan_sparse_;
 
-/* The kernel of the level in force (dense.c). */
-nc_status nc_ssparse_rows(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
+/* The kernel of the level in force (dense.c); B has bk rows. */
+nc_status nc_ssparse_rows(size_t m, size_t n, size_t bk, const int32_t *ptr, const int32_t *idx,
                           const float *val, const float *b, size_t ldb, float *c, size_t ldc);
-nc_status nc_dsparse_rows(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
+nc_status nc_dsparse_rows(size_t m, size_t n, size_t bk, const int32_t *ptr, const int32_t *idx,
                           const double *val, const double *b, size_t ldb, double *c, size_t ldc);
+
 
 /* x (m x k) to its nonzeros by rows: ptr (m + 1), idx and val (nnz each, at
  * most m * k); NaN counts as nonzero. Returns nnz. */

@@ -15,13 +15,14 @@ nc_status NC_FN(penalty)(size_t n, const real *w, real *g, double l1, double l2,
     size_t i, j, n8 = n - n % 8;
     for (i = 0; i < n8; i += 8)
         for (j = 0; j < 8; j++) {
-            double wj = (double)w[i + j];
-            abs_acc[j] += R_FABS(w[i + j]);
+            double wj = (double)w[i + j]; /* (|w| in double: exact, and it vectorises) */
+            abs_acc[j] += fabs(wj);
             sq_acc[j] += wj * wj;
         }
-    for (; i < n; i++) {
-        abs_acc[i % 8] += R_FABS(w[i]);
-        sq_acc[i % 8] += (double)w[i] * w[i];
+    for (j = 0; i + j < n; j++) { /* the tail, by i % 8 as well */
+        double wj = (double)w[i + j];
+        abs_acc[j] += fabs(wj);
+        sq_acc[j] += wj * wj;
     }
     abs_sum = ((abs_acc[0] + abs_acc[4]) + (abs_acc[2] + abs_acc[6]))
               + ((abs_acc[1] + abs_acc[5]) + (abs_acc[3] + abs_acc[7]));

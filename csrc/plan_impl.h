@@ -83,8 +83,8 @@ nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *ste
         const NC_TAG(nc_plan_step) *s = &steps[i];
         nc_act act = i == last && fuse_last ? NC_ACT_IDENTITY : s->act;
         if (i == 0 && sparse) {
-            st = NC_FN(sparse_rows)(m, s->n_out, ptr, idx, val, s->w, s->n_out, outputs[0],
-                                    s->n_out);
+            st = NC_FN(sparse_rows)(m, s->n_out, s->n_in, ptr, idx, val, s->w, s->n_out,
+                                    outputs[0], s->n_out);
             if (st == NC_OK) st = NC_FN(bias_act)(act, s->param, m, s->n_out, s->b, outputs[0],
                                                   s->n_out);
         } else if (s->op == NC_PLAN_DENSE)
@@ -110,8 +110,8 @@ nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *ste
         if (act != NC_ACT_IDENTITY)
             st = NC_FN(act_backward)(act, s->param, m, s->n_out, outputs[i], dy, dy);
         if (st == NC_OK && i == 0 && sparse) { /* dW = X^T dZ over X's columns; db as dense */
-            st = NC_FN(sparse_rows)(s->n_in, s->n_out, cptr, row, cval, dy, s->n_out, grad_w[0],
-                                    s->n_out);
+            st = NC_FN(sparse_rows)(s->n_in, s->n_out, m, cptr, row, cval, dy, s->n_out,
+                                    grad_w[0], s->n_out);
             if (st == NC_OK)
                 st = NC_FN(dense_backward)(m, s->n_in, s->n_out, x, s->w, dy, NULL, NULL,
                                            grad_b[0], R_C(0));
