@@ -277,6 +277,10 @@ nc_status nc_dplan_forward(size_t n_steps, const nc_plan_step_f64 *steps, size_t
  *   grad_w[i], grad_b[i]  per dense step (NULL for activation steps, and
  *                grad_b[i] NULL for a step without bias)
  *   work         nc_?plan_train_work(n_steps, steps, m) elements
+ * A first dense step whose input is at most a quarter nonzero (one-hot,
+ * bag-of-words, binary images) runs its two products over the nonzeros
+ * only: the same chains as the GEMM's without the zero terms, so the same
+ * values wherever the weights and gradients are finite.
  *   total        (out) the reduced loss
  */
 nc_status nc_splan_train_step(size_t n_steps, const nc_plan_step_f32 *steps, size_t m,
