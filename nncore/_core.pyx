@@ -2449,13 +2449,15 @@ def rbm_free_energy(v, w, bv, bh, visible="bernoulli"):
 def plan_fit(TrainPlan plan, OptimStepper stepper, x, y, order, Py_ssize_t batch,
              Py_ssize_t first, Py_ssize_t count, int loss, int reduction, bint sparse,
              int out_act, double out_param, params, grads, state, int64_t step, lrs,
-             list penalties, list metrics, double loss_sum, metric_sums):
+             list penalties, list metrics, double loss_sum, metric_sums, owner=None):
     """Batches [first, first + count) of an epoch over (x, y) in ``order``
     (int64 permutation, or None), each one plan step, the penalties and one
     optimizer step, as the per-batch loop (plan.step, regularizers, apply)
     would run them. ``lrs``: one learning rate per batch; ``penalties``:
     (w, g, l1, l2, last_of_its_layer) tuples; ``metrics``: (code, threshold).
-    Returns (batches done, loss_sum); metric_sums (float64) is updated in place."""
+    Returns (batches done, loss_sum); metric_sums (float64) is updated in place,
+    and the owner's (an optimizer's) ``iterations`` becomes step + batches done
+    with no Python code between (so an interrupt cannot leave the two apart)."""
     cdef cnp.ndarray X = _real(x, "x"), Y, O = None, P, G, S, LR, MS, W, GR
     cdef cnp.ndarray XB, YB, PB
     cdef Py_ssize_t n, n_out = plan.n_out, j, n_pen = len(penalties), n_met = len(metrics)
@@ -2600,6 +2602,8 @@ def plan_fit(TrainPlan plan, OptimStepper stepper, x, y, order, Py_ssize_t batch
         else:
             with nogil:
                 st = nc_dplan_fit(plan.n_steps, plan.steps64, &f)
+        if owner is not None:
+            object.__setattr__(owner, "iterations", step + <int64_t>f.done)
         _check_status(st)
         return f.done, f.loss_sum
     finally:

@@ -366,8 +366,7 @@ class _EngineEpochs:
                     model._loss_code, model._reduction, model._sparse, self.out_act[0],
                     self.out_act[1], model._params, model._grads, opt._state,
                     opt.iterations, self._rates(opt, count), self.penalties,
-                    self.metric_codes, loss_mean._total, sums)
-                opt.iterations += done
+                    self.metric_codes, loss_mean._total, sums, opt)  # (sets opt.iterations)
             rows = min(batches.n, (first + done) * size) - first * size
             loss_mean._total = loss_sum
             loss_mean._count += rows
