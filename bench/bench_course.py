@@ -12,6 +12,14 @@ Cases, float32 (sklearn: float64, its only choice for MLPs), one thread each
 extra_info holds the test accuracy after the timed epochs. Targets (issue:
 the course end to end): 10 epochs >= 97% test accuracy, >= 3.5x PyTorch's
 speed; the estimator >= 10x scikit-learn's at equal accuracy.
+
+The images are 0/1 pixels, about 16% of them on: nncore's training plans
+run the first layer's products over the nonzeros of such inputs (any batch
+at most a quarter nonzero). "nncore dense products" turns that off, for the
+figure of the GEMM path alone. The estimator cases run twice: on float32
+arrays (scikit-learn keeps float32), and on the uint8 arrays as loaded,
+which is what a user passes (scikit-learn then computes in float64, nncore
+converts to float32).
 BENCH_QUICK=1 uses 2,000 images and one round (CI checks it runs).
 """
 import os
@@ -57,7 +65,9 @@ def _epoch_group():
     return f"digits16 epoch: MLP 256-{HIDDEN}-10 ReLU, Adam {LR}, batch {BATCH}, {N_TRAIN} images"
 
 
-def test_digits_epoch_nncore(benchmark, digits):
+@pytest.mark.parametrize("products", ["sparse", "dense"])
+def test_digits_epoch_nncore(benchmark, digits, products):
+    from nncore import _core
     x, y, xt, yt = digits
     model = nncore.Sequential([Dense(HIDDEN, activation="relu", input_dim=256),
                                Dense(10, activation="softmax")], seed=0)
@@ -71,8 +81,12 @@ def test_digits_epoch_nncore(benchmark, digits):
         epoch[0] += 1
 
     benchmark.group = _epoch_group()
-    benchmark.extra_info["impl"] = "nncore"
-    benchmark.pedantic(one_epoch, rounds=ROUNDS, iterations=1)
+    benchmark.extra_info["impl"] = "nncore" if products == "sparse" else "nncore dense products"
+    previous = _core._plan_sparse(0 if products == "sparse" else 1)
+    try:
+        benchmark.pedantic(one_epoch, rounds=ROUNDS, iterations=1)
+    finally:
+        _core._plan_sparse(previous)
     benchmark.extra_info["epochs"] = epoch[0]
     benchmark.extra_info["test_accuracy"] = float(model.evaluate(xt, yt, batch_size=1000)[1])
 
@@ -110,10 +124,12 @@ def _estimator_kw():
                 warm_start=True)
 
 
-def _bench_estimator(benchmark, est, impl, digits):
+def _bench_estimator(benchmark, est, impl, digits, input_dtype):
     x, y, xt, yt = digits
+    if input_dtype == "uint8":  # the arrays as loaded (0/1 pixels)
+        x, xt = x.astype(np.uint8), xt.astype(np.uint8)
     benchmark.group = (f"digits16 estimator epoch: MLPClassifier(({HIDDEN},)), adam, batch "
-                       f"{BATCH}, {N_TRAIN} images")
+                       f"{BATCH}, {N_TRAIN} images, {input_dtype} input")
     benchmark.extra_info["impl"] = impl
 
     def one_epoch():
@@ -126,13 +142,16 @@ def _bench_estimator(benchmark, est, impl, digits):
     benchmark.extra_info["test_accuracy"] = float(est.score(xt, yt))
 
 
-def test_digits_estimator_nncore(benchmark, digits):
+@pytest.mark.parametrize("input_dtype", ["float32", "uint8"])
+def test_digits_estimator_nncore(benchmark, digits, input_dtype):
     from nncore.estimators import MLPClassifier
-    _bench_estimator(benchmark, MLPClassifier(**_estimator_kw()), "nncore", digits)
+    _bench_estimator(benchmark, MLPClassifier(**_estimator_kw()), "nncore", digits, input_dtype)
 
 
-def test_digits_estimator_sklearn(benchmark, digits):
+@pytest.mark.parametrize("input_dtype", ["float32", "uint8"])
+def test_digits_estimator_sklearn(benchmark, digits, input_dtype):
     nn = pytest.importorskip("sklearn.neural_network")
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(1):  # its BLAS on one thread, as the others
-        _bench_estimator(benchmark, nn.MLPClassifier(**_estimator_kw()), "sklearn", digits)
+        _bench_estimator(benchmark, nn.MLPClassifier(**_estimator_kw()), "sklearn", digits,
+                         input_dtype)

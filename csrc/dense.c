@@ -1,5 +1,5 @@
 /* dense.c -- instantiates dense_impl.h for float (nc_s...) and double (nc_d...). */
-#include "internal.h"
+#include "dense_sparse.h"
 
 #define NC_REAL_BITS 32
 #include "real.h"

@@ -34,3 +34,89 @@ nc_status NC_FN(dense_backward)(size_t m, size_t k, size_t n,
     }
     return NC_OK;
 }
+
+/* ---- sparse inputs (dense_sparse.h) ---- */
+
+/* The portable "rows times": row i of C accumulated in a block of columns. */
+static void NC_TAG(sparse_rows_ref)(size_t m, size_t n, const int32_t *ptr, const int32_t *idx,
+                                    const real *val, const real *b, size_t ldb, real *c,
+                                    size_t ldc)
+{
+    size_t i, j, j0;
+    for (j0 = 0; j0 < n; j0 += 64) {
+        size_t nb = NC_MIN((size_t)64, n - j0);
+        for (i = 0; i < m; i++) {
+            real acc[64];
+            int32_t e;
+            for (j = 0; j < nb; j++) acc[j] = 0;
+            for (e = ptr[i]; e < ptr[i + 1]; e++) {
+                const real *br = b + (size_t)idx[e] * ldb + j0;
+                real a = val[e];
+                for (j = 0; j < nb; j++) acc[j] += a * br[j];
+            }
+            for (j = 0; j < nb; j++) c[i * ldc + j0 + j] = acc[j];
+        }
+    }
+}
+
+nc_status NC_FN(sparse_rows)(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                             const int32_t *idx, const real *val, const real *b, size_t ldb,
+                             real *c, size_t ldc)
+{
+#ifdef NC_SPARSE_X86
+    if (nc_active_isa_ == NC_ISA_AVX512) {
+        NC_FN(sparse_rows_avx512)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
+        return NC_OK;
+    }
+    if (nc_active_isa_ == NC_ISA_AVX2) {
+        NC_FN(sparse_rows_avx2)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
+        return NC_OK;
+    }
+#endif
+    (void)bk;
+    NC_TAG(sparse_rows_ref)(m, n, ptr, idx, val, b, ldb, c, ldc);
+    return NC_OK;
+}
+
+size_t NC_FN(count_nonzero)(size_t count, const real *x)
+{
+    size_t i, nnz = 0;
+    for (i = 0; i < count; i++) nnz += x[i] != 0;
+    return nnz;
+}
+
+size_t NC_FN(to_csr)(size_t m, size_t k, const real *x, int32_t *ptr, int32_t *idx, real *val)
+{
+    size_t i, p, nnz = 0;
+    for (i = 0; i < m; i++) {
+        const real *xi = x + i * k;
+        ptr[i] = (int32_t)nnz;
+        for (p = 0; p < k; p++) { /* branch-free: written always, kept if nonzero */
+            idx[nnz] = (int32_t)p;
+            val[nnz] = xi[p];
+            nnz += xi[p] != 0;
+        }
+    }
+    ptr[m] = (int32_t)nnz;
+    return nnz;
+}
+
+void NC_FN(csr_to_csc)(size_t m, size_t k, const int32_t *ptr, const int32_t *idx,
+                       const real *val, int32_t *cptr, int32_t *row, real *cval)
+{
+    size_t i, p;
+    int32_t e, sum = 0;
+    for (p = 0; p <= k; p++) cptr[p] = 0;
+    for (e = 0; e < ptr[m]; e++) cptr[idx[e] + 1]++;
+    for (p = 0; p <= k; p++) { sum += cptr[p]; cptr[p] = sum; }
+    /* cptr[p] is now where column p starts; fill in row order (so rows increase) */
+    for (i = 0; i < m; i++)
+        for (e = ptr[i]; e < ptr[i + 1]; e++) {
+            int32_t at = cptr[idx[e]]++;
+            row[at] = (int32_t)i;
+            cval[at] = val[e];
+        }
+    /* each cptr[p] moved to the start of column p + 1: shift back */
+    for (p = k; p > 0; p--) cptr[p] = cptr[p - 1];
+    cptr[0] = 0;
+}

@@ -278,7 +278,11 @@ nc_status nc_dplan_forward(size_t n_steps, const nc_plan_step_f64 *steps, size_t
  *                its cross-entropy); loss must then be a *_LOGITS loss
  *   grad_w[i], grad_b[i]  per dense step (NULL for activation steps, and
  *                grad_b[i] NULL for a step without bias)
- *   work         2 * m * (the widest n_in or n_out) elements
+ *   work         nc_?plan_train_work(n_steps, steps, m) elements
+ * A first dense step whose input is at most a quarter nonzero (one-hot,
+ * bag-of-words, binary images) runs its two products over the nonzeros
+ * only: the same chains as the GEMM's without the zero terms, so the same
+ * values wherever the weights and gradients are finite.
  *   total        (out) the reduced loss
  */
 nc_status nc_splan_train_step(size_t n_steps, const nc_plan_step_f32 *steps, size_t m,
@@ -789,6 +793,77 @@ nc_status nc_sbatchnorm_backward(size_t n, size_t c, const float *dy, const floa
 nc_status nc_dbatchnorm_backward(size_t n, size_t c, const double *dy, const double *xhat,
                                  const double *inv_std, const double *gamma, int training,
                                  double *dgamma, double *dbeta, double *dx);
+
+
+
+/* ------------------------------------------------------------------------ */
+/* Training plans: work size and whole epochs                               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Elements of work nc_?plan_train_step needs for m samples: 2 * m * (the
+ * widest n_in or n_out), plus room for the first dense step's input as
+ * nonzeros (a sparse input runs that step's products over its nonzeros).
+ */
+size_t nc_splan_train_work(size_t n_steps, const nc_plan_step_f32 *steps, size_t m);
+size_t nc_dplan_train_work(size_t n_steps, const nc_plan_step_f64 *steps, size_t m);
+
+/* Metrics nc_?plan_fit counts (nncore.metrics' accuracies). */
+typedef enum nc_plan_metric {
+    NC_METRIC_ACC_SPARSE = 0,   /* argmax of the output == integer label */
+    NC_METRIC_ACC_ARGMAX = 1,   /* argmax of the output == argmax of the target */
+    NC_METRIC_ACC_THRESHOLD = 2 /* (output > threshold) == (target > 0.5), per element */
+} nc_plan_metric;
+
+/*
+ * Batches [first, first + count) of an epoch, each one step of the plan
+ * (nc_?plan_train_step), the weight penalties and the optimizer, exactly
+ * as a loop of those calls would run them. Pointers to reals are of the
+ * plan's precision.
+ */
+typedef struct nc_plan_fit {
+    size_t n, batch;           /* samples; batch size (the last batch may be short) */
+    const void *x;             /* n x steps[0].n_in */
+    const int64_t *labels;     /* n integer labels (sparse losses), or NULL and t: */
+    const void *t;             /* n x n_out targets */
+    const int64_t *order;      /* the epoch's order of the samples, or NULL: as stored */
+    size_t first, count;
+    int fuse_last;             /* as nc_?plan_train_step */
+    nc_loss loss;
+    nc_reduction reduction;
+    nc_act out_act;            /* with fuse_last: the output's activation, which */
+    double out_param;          /* the metrics see applied */
+    const nc_optim_config *opt; /* its learning_rate is replaced by lr[b] for batch b */
+    const double *lr;          /* count rates */
+    size_t n_params;
+    void *params;
+    const void *grads;
+    void *state;
+    int64_t step;              /* optimizer steps done before the first batch */
+    size_t n_pen;              /* penalties, in the model's order: pen_w[j] (pen_n[j] */
+    void *const *pen_w;        /* values) adds its gradient to pen_g[j]; the loss */
+    void *const *pen_g;        /* gets each layer's sum, pen_end[j] marking a layer's last */
+    const size_t *pen_n;
+    const double *pen_l1, *pen_l2;
+    const int *pen_end;
+    size_t n_metrics;
+    const int *metric;         /* nc_plan_metric each */
+    const double *threshold;   /* per metric (NC_METRIC_ACC_THRESHOLD) */
+    void *const *outputs;      /* as nc_?plan_train_step, for batch rows */
+    void *const *grad_w;
+    void *const *grad_b;
+    void *work;                /* nc_?plan_train_work(batch) elements */
+    void *xb;                  /* batch x n_in (with order) */
+    void *yb;                  /* batch labels (int64) or batch x n_out (with order) */
+    void *probs;               /* batch x n_out (metrics with fuse_last) */
+    double loss_sum;           /* (in/out) += each batch's loss * its rows */
+    double *metric_sum;        /* (in/out) [j] += each batch's metric value * its rows */
+    double *batch_loss;        /* (out, may be NULL) count losses */
+    size_t done;               /* (out) batches completed */
+} nc_plan_fit;
+
+nc_status nc_splan_fit(size_t n_steps, const nc_plan_step_f32 *steps, nc_plan_fit *fit);
+nc_status nc_dplan_fit(size_t n_steps, const nc_plan_step_f64 *steps, nc_plan_fit *fit);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,9 @@
 /* plan.c -- instantiates plan_impl.h for float (nc_s...) and double (nc_d...). */
-#include "internal.h"
+#include <string.h>
+
+#include "dense_sparse.h"
+
+int nc_plan_sparse_ = 0;
 
 #define NC_REAL_BITS 32
 #include "real.h"

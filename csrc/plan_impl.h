@@ -25,6 +25,40 @@ nc_status NC_FN(plan_forward)(size_t n_steps, const NC_TAG(nc_plan_step) *steps,
     return st;
 }
 
+/* The first dense step's x, when sparse enough, as its nonzeros by rows and by
+ * columns in the scratch past the two halves of work (see nc_plan_train_work).
+ * Returns 1 when the sparse products are to be used. */
+static int NC_TAG(plan_sparse_x)(size_t m, size_t k, const real *x, real *scratch,
+                                 int32_t **ptr, int32_t **idx, real **val,
+                                 int32_t **cptr, int32_t **row, real **cval)
+{
+    size_t nnz;
+    if (nc_plan_sparse_ == 1 || m * k > (size_t)INT32_MAX) return 0;
+    nnz = NC_FN(count_nonzero)(m * k, x);
+    /* at most a quarter nonzero: the sparse products run at about half the
+     * GEMM's rate per multiply-add (each nonzero streams a row of W), so
+     * below that they win, with room for the conversion (a pass over x and
+     * one over the nonzeros) */
+    if (nnz * 4 > m * k && nc_plan_sparse_ != 2) return 0;
+    *val = scratch;
+    *cval = scratch + m * k;
+    *ptr = (int32_t *)(scratch + 2 * m * k);       /* m + 1 */
+    *idx = *ptr + (m + 1);                          /* m * k */
+    *cptr = *idx + m * k;                           /* k + 1 */
+    *row = *cptr + (k + 1);                         /* m * k */
+    NC_FN(to_csr)(m, k, x, *ptr, *idx, *val);
+    NC_FN(csr_to_csc)(m, k, *ptr, *idx, *val, *cptr, *row, *cval);
+    return 1;
+}
+
+size_t NC_FN(plan_train_work)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, size_t m)
+{
+    size_t i, widest = 0, k = steps[0].n_in;
+    for (i = 0; i < n_steps; i++) widest = NC_MAX(widest, NC_MAX(steps[i].n_in, steps[i].n_out));
+    /* (int32 entries take one real's room each: sizeof(real) >= 4) */
+    return 2 * m * widest + (steps[0].op == NC_PLAN_DENSE ? 4 * m * k + m + k + 2 : 0);
+}
+
 nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, size_t m,
                                  const real *x, int fuse_last, nc_loss loss,
                                  nc_reduction reduction, const real *t, const int64_t *labels,
@@ -34,13 +68,26 @@ nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *ste
     size_t i, widest = 0, last = n_steps - 1;
     const real *in = x;
     real *dy, *spare;
+    int32_t *ptr = NULL, *idx = NULL, *cptr = NULL, *row = NULL;
+    real *val = NULL, *cval = NULL;
+    int sparse = 0;
     nc_status st = NC_OK;
     for (i = 0; i < n_steps; i++) widest = NC_MAX(widest, NC_MAX(steps[i].n_in, steps[i].n_out));
+    /* a sparse input (one-hot, bag of words, binary images): the first
+     * layer's two products run over its nonzeros only */
+    if (steps[0].op == NC_PLAN_DENSE)
+        sparse = NC_TAG(plan_sparse_x)(m, steps[0].n_in, x, work + 2 * m * widest, &ptr, &idx,
+                                       &val, &cptr, &row, &cval);
     /* forward, keeping every step's output */
     for (i = 0; i < n_steps && st == NC_OK; i++) {
         const NC_TAG(nc_plan_step) *s = &steps[i];
         nc_act act = i == last && fuse_last ? NC_ACT_IDENTITY : s->act;
-        if (s->op == NC_PLAN_DENSE)
+        if (i == 0 && sparse) {
+            st = NC_FN(sparse_rows)(m, s->n_out, s->n_in, ptr, idx, val, s->w, s->n_out,
+                                    outputs[0], s->n_out);
+            if (st == NC_OK) st = NC_FN(bias_act)(act, s->param, m, s->n_out, s->b, outputs[0],
+                                                  s->n_out);
+        } else if (s->op == NC_PLAN_DENSE)
             st = NC_FN(dense_forward)(m, s->n_in, s->n_out, in, s->w, s->b, act, s->param,
                                       outputs[i]);
         else
@@ -62,12 +109,95 @@ nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *ste
         nc_act act = i == last && fuse_last ? NC_ACT_IDENTITY : s->act;
         if (act != NC_ACT_IDENTITY)
             st = NC_FN(act_backward)(act, s->param, m, s->n_out, outputs[i], dy, dy);
-        if (st == NC_OK && s->op == NC_PLAN_DENSE) {
+        if (st == NC_OK && i == 0 && sparse) { /* dW = X^T dZ over X's columns; db as dense */
+            st = NC_FN(sparse_rows)(s->n_in, s->n_out, m, cptr, row, cval, dy, s->n_out,
+                                    grad_w[0], s->n_out);
+            if (st == NC_OK)
+                st = NC_FN(dense_backward)(m, s->n_in, s->n_out, x, s->w, dy, NULL, NULL,
+                                           grad_b[0], R_C(0));
+        } else if (st == NC_OK && s->op == NC_PLAN_DENSE) {
             real *dx = i > 0 ? spare : NULL, *tmp;
             st = NC_FN(dense_backward)(m, s->n_in, s->n_out, i > 0 ? outputs[i - 1] : x, s->w,
                                        dy, dx, grad_w[i], grad_b[i], R_C(0));
             tmp = dy; dy = spare; spare = tmp;
         }
+    }
+    return st;
+}
+
+/* ---- whole epochs: nc_?plan_fit ---- */
+
+nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_plan_fit *f)
+{
+    const size_t k = steps[0].n_in, n_out = steps[n_steps - 1].n_out, n = f->n;
+    const real *x = (const real *)f->x, *t = (const real *)f->t;
+    real *xb = (real *)f->xb, *probs = (real *)f->probs;
+    int64_t *lb = (int64_t *)f->yb;
+    real *tb = (real *)f->yb;
+    nc_optim_config cfg = *f->opt;
+    size_t b, r, j;
+    nc_status st = NC_OK;
+    f->done = 0;
+    for (b = 0; b < f->count; b++) {
+        size_t start = (f->first + b) * f->batch, rows = NC_MIN(f->batch, n - start);
+        const real *xin = x + start * k, *tin = t ? t + start * n_out : NULL;
+        const int64_t *lin = f->labels ? f->labels + start : NULL;
+        const real *out = (const real *)f->outputs[n_steps - 1], *seen;
+        double loss = 0, layer_pen = 0;
+        if (f->order) { /* gather the batch's samples into the scratch rows */
+            const int64_t *o = f->order + start;
+            for (r = 0; r < rows; r++) {
+                memcpy(xb + r * k, x + (size_t)o[r] * k, k * sizeof(real));
+                if (f->labels)
+                    lb[r] = f->labels[o[r]];
+                else
+                    for (j = 0; j < n_out; j++) tb[r * n_out + j] = t[(size_t)o[r] * n_out + j];
+            }
+            xin = xb;
+            lin = f->labels ? lb : NULL;
+            tin = f->labels ? NULL : tb;
+        }
+        st = NC_FN(plan_train_step)(n_steps, steps, rows, xin, f->fuse_last, f->loss,
+                                    f->reduction, tin, lin, (real *const *)f->outputs,
+                                    (real *const *)f->grad_w, (real *const *)f->grad_b,
+                                    (real *)f->work, &loss);
+        if (st != NC_OK) break;
+        /* penalties as the layers add them: each layer's sum, then onto the loss */
+        for (j = 0; j < f->n_pen && st == NC_OK; j++) {
+            double pen = 0;
+            st = NC_FN(penalty)(f->pen_n[j], (const real *)f->pen_w[j], (real *)f->pen_g[j],
+                                f->pen_l1[j], f->pen_l2[j], &pen);
+            layer_pen += pen;
+            if (f->pen_end[j]) { loss += layer_pen; layer_pen = 0; }
+        }
+        cfg.learning_rate = f->lr[b];
+        if (st == NC_OK)
+            st = NC_FN(optim_step)(&cfg, f->n_params, (real *)f->params, (const real *)f->grads,
+                                   (real *)f->state, f->step + (int64_t)b + 1);
+        if (st != NC_OK) break;
+        /* the batch's logs, summed as the per-batch loop sums them */
+        if (f->batch_loss) f->batch_loss[b] = loss;
+        f->loss_sum += loss * (double)rows;
+        seen = out;
+        if (f->n_metrics && f->fuse_last) {
+            st = NC_FN(act_forward)(f->out_act, (real)f->out_param, rows, n_out, out, probs);
+            seen = probs;
+        }
+        for (j = 0; j < f->n_metrics && st == NC_OK; j++) {
+            size_t correct = 0, scored = rows;
+            if (f->metric[j] == NC_METRIC_ACC_SPARSE)
+                st = NC_FN(accuracy_sparse)(rows, n_out, lin, seen, &correct);
+            else if (f->metric[j] == NC_METRIC_ACC_ARGMAX)
+                st = NC_FN(accuracy_argmax)(rows, n_out, tin, seen, &correct);
+            else {
+                scored = rows * n_out;
+                st = NC_FN(accuracy_threshold)(scored, tin, seen, (real)f->threshold[j],
+                                               &correct);
+            }
+            f->metric_sum[j] += (double)correct / (double)scored * (double)rows;
+        }
+        f->done = b + 1;
+        if (st != NC_OK) break;
     }
     return st;
 }

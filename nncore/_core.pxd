@@ -388,3 +388,55 @@ cdef extern from "nncore.h" nogil:
     nc_status nc_dbatchnorm_backward(size_t n, size_t c, const double *dy, const double *xhat,
                                      const double *inv_std, const double *gamma, int training,
                                      double *dgamma, double *dbeta, double *dx)
+
+
+# ---- training plans: work size and whole epochs (branch s2-train) ----
+cdef extern from "nncore.h" nogil:
+    size_t nc_splan_train_work(size_t n_steps, const nc_plan_step_f32 *steps, size_t m)
+    size_t nc_dplan_train_work(size_t n_steps, const nc_plan_step_f64 *steps, size_t m)
+    ctypedef enum nc_plan_metric:
+        NC_METRIC_ACC_SPARSE
+        NC_METRIC_ACC_ARGMAX
+        NC_METRIC_ACC_THRESHOLD
+    ctypedef struct nc_plan_fit:
+        size_t n, batch
+        const void *x
+        const int64_t *labels
+        const void *t
+        const int64_t *order
+        size_t first, count
+        int fuse_last
+        nc_loss loss
+        nc_reduction reduction
+        nc_act out_act
+        double out_param
+        const nc_optim_config *opt
+        const double *lr
+        size_t n_params
+        void *params
+        const void *grads
+        void *state
+        int64_t step
+        size_t n_pen
+        void **pen_w
+        void **pen_g
+        const size_t *pen_n
+        const double *pen_l1
+        const double *pen_l2
+        const int *pen_end
+        size_t n_metrics
+        const int *metric
+        const double *threshold
+        void **outputs
+        void **grad_w
+        void **grad_b
+        void *work
+        void *xb
+        void *yb
+        void *probs
+        double loss_sum
+        double *metric_sum
+        double *batch_loss
+        size_t done
+    nc_status nc_splan_fit(size_t n_steps, const nc_plan_step_f32 *steps, nc_plan_fit *fit)
+    nc_status nc_dplan_fit(size_t n_steps, const nc_plan_step_f64 *steps, nc_plan_fit *fit)

@@ -1494,6 +1494,7 @@ cdef class TrainPlan(Plan):
     cdef int _reserve(self, Py_ssize_t m) except -1:
         """Step outputs and work for batches of up to m samples (grown, never shrunk)."""
         cdef Py_ssize_t i
+        cdef size_t need
         if m <= self.capacity:
             return 0
         np_dtype = np.float32 if self.typenum == F32 else np.float64
@@ -1502,7 +1503,11 @@ cdef class TrainPlan(Plan):
             arr = np.empty((m, self._step_sizes(i)[1]), np_dtype)
             self.out_arrays.append(arr)
             self.outputs[i] = cnp.PyArray_DATA(<cnp.ndarray>arr)
-        self.work_buf = np.empty(2 * m * self.widest_io, np_dtype)
+        if self.typenum == F32:  # (room for a sparse first input too: nc_plan_train_work)
+            need = nc_splan_train_work(self.n_steps, self.steps32, m)
+        else:
+            need = nc_dplan_train_work(self.n_steps, self.steps64, m)
+        self.work_buf = np.empty(need, np_dtype)
         self.capacity = m
         return 0
 
@@ -2723,3 +2728,197 @@ def batchnorm_backward(dy, xhat, inv_std, gamma, bint training, out=None, dgamma
                                    training, <double *>cnp.PyArray_DATA(DG),
                                    <double *>cnp.PyArray_DATA(DB), <double *>cnp.PyArray_DATA(DX))
     return DX, DG, DB
+
+
+# ==========================================================================
+# Whole epochs of a training plan (csrc/plan_impl.h nc_?plan_fit)
+# (helper branch `s2-train`; owns everything from here to the end of the file)
+# ==========================================================================
+
+def plan_fit(TrainPlan plan, OptimStepper stepper, x, y, order, Py_ssize_t batch,
+             Py_ssize_t first, Py_ssize_t count, int loss, int reduction, bint sparse,
+             int out_act, double out_param, params, grads, state, int64_t step, lrs,
+             list penalties, list metrics, double loss_sum, metric_sums, owner=None):
+    """Batches [first, first + count) of an epoch over (x, y) in ``order``
+    (int64 permutation, or None), each one plan step, the penalties and one
+    optimizer step, as the per-batch loop (plan.step, regularizers, apply)
+    would run them. ``lrs``: one learning rate per batch; ``penalties``:
+    (w, g, l1, l2, last_of_its_layer) tuples; ``metrics``: (code, threshold).
+    Returns (batches done, loss_sum); metric_sums (float64) is updated in place,
+    and the owner's (an optimizer's) ``iterations`` becomes step + batches done
+    with no Python code between (so an interrupt cannot leave the two apart)."""
+    cdef cnp.ndarray X = _real(x, "x"), Y, O = None, P, G, S, LR, MS, W, GR
+    cdef cnp.ndarray XB, YB, PB
+    cdef Py_ssize_t n, n_out = plan.n_out, j, n_pen = len(penalties), n_met = len(metrics)
+    cdef nc_plan_fit f
+    cdef nc_status st
+    cdef void **pen_w = NULL
+    cdef void **pen_g = NULL
+    cdef size_t *pen_n = NULL
+    cdef double *pen_l1 = NULL
+    cdef double *pen_l2 = NULL
+    cdef int *pen_end = NULL
+    cdef int *met = NULL
+    cdef double *thr = NULL
+    cdef list keep = []
+    np_dtype = np.float32 if plan.typenum == F32 else np.float64
+    if cnp.PyArray_TYPE(X) != plan.typenum or cnp.PyArray_NDIM(X) != 2 or X.shape[1] != plan.n_in:
+        raise ValueError(f"x must be (n, {plan.n_in}) of the plan's dtype, got {_shape(X)}")
+    n = X.shape[0]
+    if batch < 1 or first < 0 or count < 0 or (first + count - 1) * batch >= n and count > 0:
+        raise ValueError("batches out of range")
+    if loss < 0 or loss >= NC_LOSS_COUNT_ or reduction < 0 or reduction > NC_REDUCE_NONE:
+        raise ValueError("unknown loss or reduction code")
+    if plan.fuse_last and loss != NC_LOSS_CCE_LOGITS and loss != NC_LOSS_BCE_LOGITS:
+        raise ValueError("a fused output activation needs a from-logits loss")
+    _check_act(out_act, out_param)
+    if sparse:
+        if loss != NC_LOSS_CCE and loss != NC_LOSS_CCE_LOGITS:
+            raise ValueError("integer labels go with categorical cross-entropy")
+        Y = _labels(y, n, n_out, "y")
+    else:
+        Y = _real(y, "y")
+        if cnp.PyArray_TYPE(Y) != plan.typenum or _shape(Y) != (n, n_out):
+            raise ValueError(f"y must be ({n}, {n_out}) of the plan's dtype, got {_shape(Y)}")
+    if order is not None:
+        O = np.ascontiguousarray(order, dtype=np.int64)
+        if _shape(O) != (n,) or (n and (O.min() < 0 or O.max() >= n)):
+            raise ValueError(f"order must be a permutation of 0 .. {n - 1}")
+    P = _inplace(params, "params")
+    G = _contig_ro(grads, "grads")
+    S = _inplace(state, "state")
+    if (cnp.PyArray_TYPE(P) != plan.typenum or cnp.PyArray_TYPE(G) != plan.typenum
+            or cnp.PyArray_TYPE(S) != plan.typenum or cnp.PyArray_SIZE(G) != cnp.PyArray_SIZE(P)):
+        raise ValueError("params, grads and state must be of the plan's dtype, grads as params")
+    if cnp.PyArray_NDIM(S) != 1 or <size_t>cnp.PyArray_SIZE(S) != nc_optim_state_size(&stepper.cfg, cnp.PyArray_SIZE(P)):
+        raise ValueError(f"state has shape {_shape(S)}; not this optimizer's")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    LR = np.ascontiguousarray(lrs, dtype=np.float64)
+    if _shape(LR) != (count,) or not np.all(np.isfinite(LR) & (LR >= 0)):
+        raise ValueError("one finite learning rate >= 0 per batch is needed")
+    MS = metric_sums
+    if not (cnp.PyArray_Check(MS) and cnp.PyArray_TYPE(MS) == cnp.NPY_FLOAT64
+            and _shape(MS) == (n_met,) and cnp.PyArray_IS_C_CONTIGUOUS(MS)):
+        raise ValueError(f"metric_sums must be a contiguous float64 ({n_met},) array")
+    plan._reserve(batch)
+    XB = np.empty((batch, plan.n_in), np_dtype)
+    YB = np.empty(batch, np.int64) if sparse else np.empty((batch, n_out), np_dtype)
+    PB = np.empty((batch, n_out), np_dtype)
+    try:
+        pen_w = <void **>PyMem_Malloc((n_pen + 1) * sizeof(void *))
+        pen_g = <void **>PyMem_Malloc((n_pen + 1) * sizeof(void *))
+        pen_n = <size_t *>PyMem_Malloc((n_pen + 1) * sizeof(size_t))
+        pen_l1 = <double *>PyMem_Malloc((n_pen + 1) * sizeof(double))
+        pen_l2 = <double *>PyMem_Malloc((n_pen + 1) * sizeof(double))
+        pen_end = <int *>PyMem_Malloc((n_pen + 1) * sizeof(int))
+        met = <int *>PyMem_Malloc((n_met + 1) * sizeof(int))
+        thr = <double *>PyMem_Malloc((n_met + 1) * sizeof(double))
+        if (pen_w == NULL or pen_g == NULL or pen_n == NULL or pen_l1 == NULL or pen_l2 == NULL
+                or pen_end == NULL or met == NULL or thr == NULL):
+            raise MemoryError()
+        for j in range(n_pen):
+            w, g, l1, l2, end = penalties[j]
+            W = _contig_ro(w, "w")
+            GR = _inplace(g, "g")
+            if (cnp.PyArray_TYPE(W) != plan.typenum or cnp.PyArray_TYPE(GR) != plan.typenum
+                    or cnp.PyArray_SIZE(W) != cnp.PyArray_SIZE(GR)):
+                raise ValueError("a penalty's w and g must be the same size, of the plan's dtype")
+            if not (isfinite(l1) and isfinite(l2) and l1 >= 0 and l2 >= 0):
+                raise ValueError(f"l1 and l2 must be finite and >= 0, got {l1}, {l2}")
+            keep.append(W)
+            keep.append(GR)
+            pen_w[j] = cnp.PyArray_DATA(W)
+            pen_g[j] = cnp.PyArray_DATA(GR)
+            pen_n[j] = cnp.PyArray_SIZE(W)
+            pen_l1[j] = l1
+            pen_l2[j] = l2
+            pen_end[j] = 1 if end else 0
+        for j in range(n_met):
+            code, threshold = metrics[j]
+            if code not in (NC_METRIC_ACC_SPARSE, NC_METRIC_ACC_ARGMAX, NC_METRIC_ACC_THRESHOLD):
+                raise ValueError(f"unknown metric code {code}")
+            if code == NC_METRIC_ACC_SPARSE and not sparse:
+                raise ValueError("the sparse accuracy needs integer labels")
+            if code != NC_METRIC_ACC_SPARSE and sparse:
+                raise ValueError("this accuracy needs targets, not labels")
+            met[j] = code
+            thr[j] = threshold
+        f.n = n
+        f.batch = batch
+        f.x = cnp.PyArray_DATA(X)
+        f.labels = <const int64_t *>cnp.PyArray_DATA(Y) if sparse else NULL
+        f.t = NULL if sparse else cnp.PyArray_DATA(Y)
+        f.order = NULL if O is None else <const int64_t *>cnp.PyArray_DATA(O)
+        f.first = first
+        f.count = count
+        f.fuse_last = plan.fuse_last
+        f.loss = <nc_loss>loss
+        f.reduction = <nc_reduction>reduction
+        f.out_act = <nc_act>out_act
+        f.out_param = out_param
+        f.opt = &stepper.cfg
+        f.lr = <const double *>cnp.PyArray_DATA(LR)
+        f.n_params = cnp.PyArray_SIZE(P)
+        f.params = cnp.PyArray_DATA(P)
+        f.grads = cnp.PyArray_DATA(G)
+        f.state = cnp.PyArray_DATA(S)
+        f.step = step
+        f.n_pen = n_pen
+        f.pen_w = pen_w
+        f.pen_g = pen_g
+        f.pen_n = pen_n
+        f.pen_l1 = pen_l1
+        f.pen_l2 = pen_l2
+        f.pen_end = pen_end
+        f.n_metrics = n_met
+        f.metric = met
+        f.threshold = thr
+        f.outputs = plan.outputs
+        f.grad_w = plan.grad_w
+        f.grad_b = plan.grad_b
+        f.work = cnp.PyArray_DATA(plan.work_buf)
+        f.xb = cnp.PyArray_DATA(XB)
+        f.yb = cnp.PyArray_DATA(YB)
+        f.probs = cnp.PyArray_DATA(PB)
+        f.loss_sum = loss_sum
+        f.metric_sum = <double *>cnp.PyArray_DATA(MS)
+        f.batch_loss = NULL
+        f.done = 0
+        if plan.typenum == F32:
+            with nogil:
+                st = nc_splan_fit(plan.n_steps, plan.steps32, &f)
+        else:
+            with nogil:
+                st = nc_dplan_fit(plan.n_steps, plan.steps64, &f)
+        if owner is not None:
+            object.__setattr__(owner, "iterations", step + <int64_t>f.done)
+        _check_status(st)
+        return f.done, f.loss_sum
+    finally:
+        PyMem_Free(pen_w)
+        PyMem_Free(pen_g)
+        PyMem_Free(pen_n)
+        PyMem_Free(pen_l1)
+        PyMem_Free(pen_l2)
+        PyMem_Free(pen_end)
+        PyMem_Free(met)
+        PyMem_Free(thr)
+
+PLAN_METRIC_SPARSE = NC_METRIC_ACC_SPARSE
+PLAN_METRIC_ARGMAX = NC_METRIC_ACC_ARGMAX
+PLAN_METRIC_THRESHOLD = NC_METRIC_ACC_THRESHOLD
+
+cdef extern from "dense_sparse.h":
+    int nc_plan_sparse_
+
+
+def _plan_sparse(int mode):
+    """Test hook: training plans' sparse first input, 0 by density, 1 never,
+    2 always; returns the previous mode. Not thread-safe."""
+    global nc_plan_sparse_
+    cdef int previous = nc_plan_sparse_
+    if mode not in (0, 1, 2):
+        raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
+    nc_plan_sparse_ = mode
+    return previous

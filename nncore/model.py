@@ -573,6 +573,13 @@ class Sequential:
         pairs, for data that does not fit in memory; then ``y`` is None and
         ``steps_per_epoch`` says how many batches make an epoch (without it, an
         epoch ends when the iterable is exhausted).
+
+        A stack of Dense/Activation layers trained on arrays, with the
+        built-in optimizers, regularizers and accuracies and no callback that
+        hooks batches, runs whole runs of batches in one engine call (the same
+        steps, bit for bit, as batch by batch); a sparse input (at most a
+        quarter nonzero per batch) has its first layer computed over its
+        nonzeros only.
         """
         from nncore.training import fit
         return fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,

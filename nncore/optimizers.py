@@ -255,6 +255,14 @@ class Optimizer:
 
     def apply(self, params, grads):
         """One step: params updated in place from grads."""
+        stepper = self._engine_stepper(params)
+        # the count is set by the same engine call that makes the step, so an
+        # interrupt cannot leave the two apart
+        stepper.step(self.learning_rate, params, grads, self._state, self.iterations + 1, self)
+
+    def _engine_stepper(self, params):
+        """The engine's checked configuration for steps on params (the state
+        built on first use); fit's engine epochs step with it too."""
         if not isinstance(params, np.ndarray):
             raise TypeError(f"params must be a numpy.ndarray, not {type(params).__name__}")
         if self._state is None:
@@ -265,9 +273,7 @@ class Optimizer:
         stepper = self._stepper
         if stepper is None:  # checked once, kept until a hyper-parameter changes
             stepper = self._stepper = _core.OptimStepper(self._kind, self._hyper(0.0))
-        # the count is set by the same engine call that makes the step, so an
-        # interrupt cannot leave the two apart
-        stepper.step(self.learning_rate, params, grads, self._state, self.iterations + 1, self)
+        return stepper
 
     # The engine configuration is cached; assigning any public hyper-parameter
     # (momentum, beta_1, weight_decay, ...) drops it so the next step rebuilds it.

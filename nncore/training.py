@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from nncore import callbacks as cb, metrics as metrics_mod, random
+from nncore import _core, callbacks as cb, metrics as metrics_mod, random
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -198,14 +198,17 @@ def _fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence]
     model.history = history
     loss_mean = metrics_mod.Mean()
 
+    engine = _EngineEpochs.make(model, batches, callback_list)
     try:
-        _train_loop(model, cbs, batches, val, eval_batch, epochs, initial_epoch, loss_mean)
+        _train_loop(model, cbs, batches, val, eval_batch, epochs, initial_epoch, loss_mean,
+                    engine)
     finally:
         model._where = "train_on_batch"
     return history
 
 
-def _train_loop(model, cbs, batches, val, eval_batch, epochs, initial_epoch, loss_mean):
+def _train_loop(model, cbs, batches, val, eval_batch, epochs, initial_epoch, loss_mean,
+                engine=None):
     cbs.on_train_begin()
     for epoch in range(initial_epoch, epochs):
         cbs.on_epoch_begin(epoch)
@@ -213,6 +216,15 @@ def _train_loop(model, cbs, batches, val, eval_batch, epochs, initial_epoch, los
         for m in model.metrics:
             m.reset_state()
         logs = {}
+        if engine is not None:
+            logs = engine.epoch(epoch, cbs, loss_mean)
+            if val is not None:
+                val_logs = model._run_test_epoch(val[0], val[1], eval_batch)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            cbs.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+            continue
         for step, (xb, yb) in enumerate(batches.epoch(epoch, model.optimizer.iterations)):
             model._where = f"epoch {epoch + 1}, batch {step + 1}"
             cbs.on_train_batch_begin(step)
@@ -245,3 +257,127 @@ class _Chain:
             yield from self.rest
         else:
             yield from self.source
+
+
+class _EngineEpochs:
+    """Epochs run in the engine: runs of batches, each one call that gathers,
+    steps, penalizes, updates and counts the metrics in C (nc_?plan_fit),
+    with the same calls in the same order as the per-batch loop, so the
+    same bits. Used where nothing needs Python between batches: a plan-able
+    model (Dense/Activation stack), arrays, the engine's optimizers,
+    regularizers and accuracies, and no callback with batch hooks (the
+    progress bar is fed once per run; a run lasts about RUN_SECONDS, which
+    also bounds how long an interrupt waits)."""
+
+    RUN_SECONDS = 0.05
+
+    @classmethod
+    def make(cls, model, batches, callbacks):
+        from nncore import optimizers, regularizers
+        from nncore.layers.base import Layer
+        from nncore.model import Sequential
+        if not isinstance(batches, _ArrayBatches) or model.check_numerics:
+            return None
+        for name in ("_train_step", "_finish_step", "_batch_logs", "_training_plan"):
+            if name in vars(model) or getattr(type(model), name) is not getattr(Sequential, name):
+                return None
+        opt = model.optimizer
+        if type(opt).apply is not optimizers.Optimizer.apply or opt._kind is None:
+            return None
+        for c in callbacks:
+            if type(c) is cb.ProgbarLogger:
+                continue
+            for hook in ("on_train_batch_begin", "on_train_batch_end"):
+                if getattr(type(c), hook) is not getattr(cb.Callback, hook):
+                    return None
+        metrics = []
+        for m in model.metrics:
+            kind = type(m)
+            if kind is metrics_mod.SparseCategoricalAccuracy and model._sparse:
+                metrics.append((_core.PLAN_METRIC_SPARSE, 0.5))
+            elif kind is metrics_mod.CategoricalAccuracy and not model._sparse:
+                metrics.append((_core.PLAN_METRIC_ARGMAX, 0.5))
+            elif kind is metrics_mod.BinaryAccuracy and not model._sparse:
+                metrics.append((_core.PLAN_METRIC_THRESHOLD, m.threshold))
+            else:
+                return None
+        penalties = []
+        for layer in model._regularized_layers:
+            if type(layer).apply_regularizers is not Layer.apply_regularizers:
+                return None
+            specs = layer._regularized
+            for i, spec in enumerate(specs):
+                reg = spec.regularizer
+                if type(reg).apply is not regularizers.L1L2.apply or \
+                        not isinstance(reg, regularizers.L1L2):
+                    return None
+                penalties.append((layer.params[spec.name], layer.grads[spec.name],
+                                  reg.l1, reg.l2, i == len(specs) - 1))
+        plan = model._training_plan()
+        if plan is None:
+            return None
+        y = batches.y
+        if model._sparse:
+            if y.dtype != np.int64:
+                y = y.astype(np.int64)
+        else:
+            if y.size != len(y) * plan.n_out:
+                return None
+            y = np.ascontiguousarray(y.reshape(len(y), plan.n_out))
+        x = batches.x.reshape(len(batches.x), -1)
+        if x.shape[1] != plan.n_in:
+            return None
+        return cls(model, batches, plan, x, y, penalties, metrics)
+
+    def __init__(self, model, batches, plan, x, y, penalties, metrics):
+        self.model, self.batches, self.plan = model, batches, plan
+        self.x, self.y = x, y
+        self.penalties, self.metric_codes = penalties, metrics
+        last = model._compute_layers[-1]
+        self.out_act = (last._act_code, last._act_param) if model._fused else (0, 0.0)
+        self.per_batch = None  # seconds per batch, measured as runs go
+
+    def _rates(self, opt, count):
+        lr = opt._learning_rate
+        if callable(lr):
+            return np.array([float(lr(opt.iterations + i)) for i in range(count)], np.float64)
+        return np.full(count, float(lr), np.float64)
+
+    def epoch(self, epoch, cbs, loss_mean):
+        import time
+        model, batches, opt = self.model, self.batches, self.model.optimizer
+        order = (random.permutation(batches.n, seed=batches.seed, stream=opt.iterations)
+                 if batches.shuffle else None)
+        steps, size = batches.steps, batches.batch_size
+        sums = np.array([m._total for m in model.metrics], np.float64)
+        logs, first = {}, 0
+        while first < steps:
+            if self.per_batch is None:
+                count = 1
+            else:
+                count = int(self.RUN_SECONDS / max(self.per_batch, 1e-7))
+            count = max(1, min(steps - first, count))
+            model._where = f"epoch {epoch + 1}, batches {first + 1}-{first + count}"
+            t0 = time.perf_counter()
+            with model._lock:
+                stepper = opt._engine_stepper(model._params)
+                done, loss_sum = _core.plan_fit(
+                    self.plan, stepper, self.x, self.y, order, size, first, count,
+                    model._loss_code, model._reduction, model._sparse, self.out_act[0],
+                    self.out_act[1], model._params, model._grads, opt._state,
+                    opt.iterations, self._rates(opt, count), self.penalties,
+                    self.metric_codes, loss_mean._total, sums, opt)  # (sets opt.iterations)
+            rows = min(batches.n, (first + done) * size) - first * size
+            loss_mean._total = loss_sum
+            loss_mean._count += rows
+            for m, total in zip(model.metrics, sums):
+                m._total = float(total)
+                m._count += rows
+            elapsed = time.perf_counter() - t0
+            self.per_batch = elapsed / max(done, 1)
+            first += done
+            logs = {"loss": loss_mean.result(), **{m.name: m.result() for m in model.metrics}}
+            cbs.on_train_batch_end(first - 1, logs)
+            if model.stop_training:
+                break
+        return logs

@@ -114,7 +114,10 @@ static void SMALL(size_t m, size_t n, size_t k, T alpha, const T *a, size_t ars,
     /* One or two rows: four vectors across (eight with 32 registers and a
      * wide B), enough independent chains to hide the FMA latency and whole
      * rows of B streamed in order; otherwise two across and SMALL_MR down. */
-    const int V = m > 2 ? 2 : (sizeof(VT) == 64 && n > 4 * (size_t)L ? 8 : 4);
+    /* (A narrow C, n <= L, e.g. a 10-class output: one vector across, so
+     * the masked-off lanes of a second one cost nothing.) */
+    const int V = m > 2 ? (n <= (size_t)L ? 1 : 2)
+                        : (sizeof(VT) == 64 && n > 4 * (size_t)L ? 8 : 4);
     size_t j0;
     for (j0 = 0; j0 < n; j0 += (size_t)V * L) {
         MT mk[8];
@@ -127,7 +130,9 @@ static void SMALL(size_t m, size_t n, size_t k, T alpha, const T *a, size_t ars,
             NC_GLUE(SMALL, _strip)(8, m, k, alpha, a, ars, acs, b + j0, ldb, mk, beta, c + j0, ldc);
         else if (V == 4)
             NC_GLUE(SMALL, _strip)(4, m, k, alpha, a, ars, acs, b + j0, ldb, mk, beta, c + j0, ldc);
-        else
+        else if (V == 2)
             NC_GLUE(SMALL, _strip)(2, m, k, alpha, a, ars, acs, b + j0, ldb, mk, beta, c + j0, ldc);
+        else
+            NC_GLUE(SMALL, _strip)(1, m, k, alpha, a, ars, acs, b + j0, ldb, mk, beta, c + j0, ldc);
     }
 }
