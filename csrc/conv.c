@@ -1,5 +1,6 @@
 /* conv.c -- instantiates conv_impl.h for float (nc_s...) and double (nc_d...). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"

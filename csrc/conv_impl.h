@@ -173,15 +173,16 @@ static int NC_TAG(conv_threads)(const nc_conv2d_geom *g)
  *   dW          = sum over pixels xpad^T dz        tiles of dW, each one chain
  *   dx          = rows(dzpad, W flipped, c <-> f)  per sample: the transposed
  *                 convolution, so no col2im at all
- * `cols` then holds xpad (which backward reads); the packed weights and
- * dzpad live after it in the same buffer (or in dcols at the same offsets),
- * so a second backward of one forward still finds xpad intact.
+ * `cols` then holds xpad (which backward reads) and the packed weights
+ * after it. dx pads dz one sample at a time into a per-thread block (in
+ * cache when the kernel reads it), in dcols past xpad when it fits there
+ * (else on the heap), so a second backward of one forward finds xpad intact.
  */
 typedef struct NC_TAG(conv_direct) {
     size_t hp, wp;          /* forward: padded input, hp rows of wp pixels */
     size_t hd, wd;          /* dx: padded dz, hd rows of wd pixels */
     size_t xs, ds;          /* elements per padded sample (input, dz) */
-    size_t wk, dk;          /* offsets of the packed W / dzpad after xpad */
+    size_t wk;              /* offset of the packed W (forward) / dx's scratch */
 } NC_TAG(conv_direct);
 
 #define NC_CONV_SLACK 64 /* zeroed elements after xpad / dzpad (the dw tile's over-read) */
@@ -196,7 +197,7 @@ static size_t NC_TAG(conv_round_nb)(size_t x)
  * forward and the backward agree on what cols holds. */
 static int NC_TAG(conv_direct_plan)(const nc_conv2d_geom *g, NC_TAG(conv_direct) *P)
 {
-    size_t kk = g->kh * g->kw, xpad, wpk, dzpad, wtk;
+    size_t xpad;
     if (!nc_isa_available(NC_ISA_AVX512)) return 0; /* elsewhere im2col + GEMM is faster */
     if (g->stride_h != 1 || g->stride_w != 1 || g->dil_h != 1 || g->dil_w != 1) return 0;
     if (nc_conv2d_is_pointwise(g) || g->c < 4) return 0;
@@ -211,12 +212,8 @@ static int NC_TAG(conv_direct_plan)(const nc_conv2d_geom *g, NC_TAG(conv_direct)
     P->xs = P->hp * P->wp * g->c;
     P->ds = P->hd * P->wd * g->f;
     xpad = g->n * P->xs + NC_CONV_SLACK;
-    wpk = NC_TAG(conv_round_nb)(g->f) * kk * g->c + 16;
-    dzpad = g->n * P->ds + NC_CONV_SLACK;
-    wtk = NC_TAG(conv_round_nb)(g->c) * kk * g->f + 16;
     P->wk = xpad;
-    P->dk = xpad;
-    return xpad + NC_MAX(wpk, dzpad + wtk) <= nc_conv2d_cols_size(g);
+    return xpad <= nc_conv2d_cols_size(g);
 }
 
 static real *NC_TAG(conv_align64)(real *p)
@@ -372,9 +369,8 @@ static void NC_TAG(direct_dx_task)(void *ctx, size_t task, int thread)
     const nc_conv2d_geom *g = J->g;
     const NC_TAG(conv_direct) *P = J->P;
     size_t s0 = task * J->chunk, s1 = NC_MIN(g->n, s0 + J->chunk), s;
-    (void)thread;
+    real *dp = J->pad + (size_t)thread * (P->ds + NC_CONV_SLACK);
     for (s = s0; s < s1; s++) {
-        real *dp = J->pad + s * P->ds;
         NC_TAG(conv_pad)(J->dz + s * g->oh * g->ow * g->f, g->oh, g->ow, g->f,
                          g->kh - 1 - g->pad_top, g->kw - 1 - g->pad_left, P->hd, P->wd, dp);
         NC_TAG(conv_rows)(g->h, g->w, g->c, g->kh, g->kw * g->f, g->f, P->wd * g->f, dp,
@@ -436,25 +432,34 @@ static void NC_TAG(direct_dw_task)(void *ctx, size_t task, int thread)
     }
 }
 
-static void NC_TAG(direct_forward)(const nc_conv2d_geom *g, const NC_TAG(conv_direct) *P,
-                                   const real *x, const real *w, const real *b, nc_act act,
-                                   real param, real *y, real *cols)
+static nc_status NC_TAG(direct_forward)(const nc_conv2d_geom *g, const NC_TAG(conv_direct) *P,
+                                        const real *x, const real *w, const real *b, nc_act act,
+                                        real param, real *y, real *cols)
 {
     NC_TAG(direct_job) J;
-    size_t i;
+    size_t i, need = NC_TAG(conv_round_nb)(g->f) * g->kh * g->kw * g->c + 16;
+    void *heap = NULL;
+    real *wpk = cols + P->wk; /* the packed kernel: past xpad if it fits, else the heap */
+    if (P->wk + need > nc_conv2d_cols_size(g)) {
+        heap = malloc(need * sizeof(real));
+        if (heap == NULL) return NC_ERR_NOMEM;
+        wpk = (real *)heap;
+    }
     memset(&J, 0, sizeof J);
     J.g = g; J.P = P; J.x = x; J.b = b; J.y = y; J.pad = cols; J.act = act; J.param = param;
-    J.wpk = NC_TAG(conv_align64)(cols + P->wk);
+    J.wpk = NC_TAG(conv_align64)(wpk);
     NC_TAG(conv_pack_w)(g, w, 0, (real *)J.wpk);
     for (i = 0; i < NC_CONV_SLACK; i++) cols[g->n * P->xs + i] = 0;
     J.chunk = NC_TAG(conv_chunk)(g);
     nc_parallel_for_max((g->n + J.chunk - 1) / J.chunk, NC_TAG(conv_threads)(g),
                         NC_TAG(direct_forward_task), &J);
+    free(heap);
+    return NC_OK;
 }
 
-static void NC_TAG(direct_backward)(const nc_conv2d_geom *g, const NC_TAG(conv_direct) *P,
-                                    const real *cols, const real *w, const real *dz, real *dx,
-                                    real *dw, real *dcols)
+static nc_status NC_TAG(direct_backward)(const nc_conv2d_geom *g, const NC_TAG(conv_direct) *P,
+                                         const real *cols, const real *w, const real *dz,
+                                         real *dx, real *dw, real *dcols)
 {
     NC_TAG(direct_job) J;
     memset(&J, 0, sizeof J);
@@ -470,15 +475,26 @@ static void NC_TAG(direct_backward)(const nc_conv2d_geom *g, const NC_TAG(conv_d
         nc_parallel_for_max(J.tasks, (int)J.tasks, NC_TAG(direct_dw_task), &J);
     }
     if (dx) {
-        real *pad = dcols + P->dk;
+        int threads = NC_TAG(conv_threads)(g);
+        size_t wtk = NC_TAG(conv_round_nb)(g->c) * g->kh * g->kw * g->f;
+        size_t need = (size_t)threads * (P->ds + NC_CONV_SLACK) + wtk + 16;
+        void *heap = NULL;
+        real *pad = dcols + P->wk;
+        if (P->wk + need > nc_conv2d_cols_size(g)) {
+            heap = malloc(need * sizeof(real));
+            if (heap == NULL) return NC_ERR_NOMEM;
+            pad = (real *)heap;
+        }
         J.pad = pad;
         J.dx = dx;
-        J.wpk = NC_TAG(conv_align64)(pad + g->n * P->ds + NC_CONV_SLACK);
+        J.wpk = NC_TAG(conv_align64)(pad + (size_t)threads * (P->ds + NC_CONV_SLACK));
         NC_TAG(conv_pack_w)(g, w, 1, (real *)J.wpk);
         J.chunk = NC_TAG(conv_chunk)(g);
-        nc_parallel_for_max((g->n + J.chunk - 1) / J.chunk, NC_TAG(conv_threads)(g),
+        nc_parallel_for_max((g->n + J.chunk - 1) / J.chunk, threads,
                             NC_TAG(direct_dx_task), &J);
+        free(heap);
     }
+    return NC_OK;
 }
 #endif /* NC_REAL_BITS == 32 */
 
@@ -495,8 +511,7 @@ nc_status NC_FN(conv2d_forward)(const nc_conv2d_geom *g, const real *x, const re
     {
         NC_TAG(conv_direct) P;
         if (cols && NC_TAG(conv_direct_plan)(g, &P)) {
-            NC_TAG(direct_forward)(g, &P, x, w, b, act, param, y, cols);
-            return NC_OK;
+            return NC_TAG(direct_forward)(g, &P, x, w, b, act, param, y, cols);
         }
     }
 #endif
@@ -525,8 +540,7 @@ nc_status NC_FN(conv2d_backward)(const nc_conv2d_geom *g, const real *cols, cons
     }
 #if NC_REAL_BITS == 32
     if (direct) {
-        NC_TAG(direct_backward)(g, &P, cols, w, dz, dx, dw, dcols);
-        return NC_OK;
+        return NC_TAG(direct_backward)(g, &P, cols, w, dz, dx, dw, dcols);
     }
 #endif
     if (dw) {
