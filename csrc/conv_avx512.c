@@ -133,6 +133,10 @@ void nc_conv_dw_avx512_f32(size_t rows, size_t cols, size_t nrows, size_t ow, si
         dw_tile(8, 3, rows, cols, nrows, ow, cin, in_rs, in, dz, ldz, dw, ldd, first);
     else if (cols > 16)
         dw_tile(12, 2, rows, cols, nrows, ow, cin, in_rs, in, dz, ldz, dw, ldd, first);
+    else if (rows <= 4) /* a short span (few channels): no idle rows */
+        dw_tile(4, 1, rows, cols, nrows, ow, cin, in_rs, in, dz, ldz, dw, ldd, first);
+    else if (rows <= 8)
+        dw_tile(8, 1, rows, cols, nrows, ow, cin, in_rs, in, dz, ldz, dw, ldd, first);
     else
         dw_tile(12, 1, rows, cols, nrows, ow, cin, in_rs, in, dz, ldz, dw, ldd, first);
 }

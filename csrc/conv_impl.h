@@ -200,7 +200,7 @@ static int NC_TAG(conv_direct_plan)(const nc_conv2d_geom *g, NC_TAG(conv_direct)
     size_t xpad;
     if (!nc_isa_available(NC_ISA_AVX512)) return 0; /* elsewhere im2col + GEMM is faster */
     if (g->stride_h != 1 || g->stride_w != 1 || g->dil_h != 1 || g->dil_w != 1) return 0;
-    if (nc_conv2d_is_pointwise(g) || g->c < 4) return 0;
+    if (nc_conv2d_is_pointwise(g)) return 0;
     /* dx's padding (kh - 1 - pad_top, ...) must be >= 0 and dz must fit */
     if (g->pad_top >= g->kh || g->pad_left >= g->kw) return 0;
     P->hp = g->oh + g->kh - 1;
