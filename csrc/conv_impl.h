@@ -339,10 +339,10 @@ typedef struct NC_TAG(direct_job) {
     const nc_conv2d_geom *g;
     const NC_TAG(conv_direct) *P;
     const real *x, *b, *dz, *wpk;
-    real *y, *pad, *dx, *dw;
+    real *y, *pad, *dx, *dw, *part;
     nc_act act;
     real param;
-    size_t chunk, tiles, tasks;
+    size_t chunk, tiles;
 } NC_TAG(direct_job);
 
 static void NC_TAG(direct_forward_task)(void *ctx, size_t task, int thread)
@@ -381,6 +381,8 @@ static void NC_TAG(direct_dx_task)(void *ctx, size_t task, int thread)
 /* Output rows per dw block: the block's dz and xpad rows stay in L1/L2
  * while every tile of the task passes over them. */
 #define NC_CONV_DW_BLOCK 4
+/* dW's sample chunks (partial sums added in order): a constant, for bits */
+#define NC_CONV_DW_CHUNKS 8
 
 /* dW's tiles: kernel row t x rows q0.. of the span x columns j0... One
  * height for every strip (the widest's), which any narrower strip's
@@ -414,19 +416,20 @@ static void NC_TAG(direct_dw_task)(void *ctx, size_t task, int thread)
     const NC_TAG(direct_job) *J = (const NC_TAG(direct_job) *)ctx;
     const nc_conv2d_geom *g = J->g;
     const NC_TAG(conv_direct) *P = J->P;
-    size_t i0 = task * J->tiles / J->tasks, i1 = (task + 1) * J->tiles / J->tasks;
+    size_t s0 = task * J->chunk, s1 = NC_MIN(g->n, s0 + J->chunk);
     size_t s, r0, i, in_rs = P->wp * g->c, span = g->kw * g->c;
+    real *dw = task == 0 ? J->dw : J->part + (task - 1) * g->kh * span * g->f;
     (void)thread;
-    for (s = 0; s < g->n; s++) {
+    for (s = s0; s < s1; s++) {
         const real *xp = J->pad + s * P->xs, *dz = J->dz + s * g->oh * g->ow * g->f;
         for (r0 = 0; r0 < g->oh; r0 += NC_CONV_DW_BLOCK) {
             size_t nr = NC_MIN((size_t)NC_CONV_DW_BLOCK, g->oh - r0);
-            for (i = i0; i < i1; i++) {
+            for (i = 0; i < J->tiles; i++) {
                 size_t t, q0, rows, j0, cols;
                 NC_TAG(dw_tile_at)(g, i, &t, &q0, &rows, &j0, &cols);
                 NC_TAG(conv_dw)(rows, cols, nr, g->ow, g->c, in_rs,
                                 xp + (r0 + t) * in_rs + q0, dz + r0 * g->ow * g->f + j0, g->f,
-                                J->dw + (t * span + q0) * g->f + j0, g->f, s == 0 && r0 == 0);
+                                dw + (t * span + q0) * g->f + j0, g->f, s == s0 && r0 == 0);
             }
         }
     }
@@ -465,14 +468,29 @@ static nc_status NC_TAG(direct_backward)(const nc_conv2d_geom *g, const NC_TAG(c
     memset(&J, 0, sizeof J);
     J.g = g; J.P = P; J.dz = dz;
     if (dw) {
-        /* as many tasks as threads: every element of dW is one chain over
-         * the pixels in order whichever task owns its tile */
+        /* A fixed number of sample chunks (never the thread count), each
+         * summing its pixels in order into its own partial dW, added up in
+         * chunk order afterwards: the same bits on any number of threads,
+         * and each task streams only its own samples. */
+        size_t chunks = NC_MIN(g->n, (size_t)NC_CONV_DW_CHUNKS), i, t;
+        size_t size = g->kh * g->kw * g->c * g->f;
+        void *heap = NULL;
+        J.chunk = (g->n + chunks - 1) / chunks;
+        chunks = (g->n + J.chunk - 1) / J.chunk;
+        if (chunks > 1) {
+            heap = malloc((chunks - 1) * size * sizeof(real));
+            if (heap == NULL) return NC_ERR_NOMEM;
+        }
         J.pad = (real *)cols;
         J.dw = dw;
+        J.part = (real *)heap;
         J.tiles = NC_TAG(dw_tiles)(g);
-        J.tasks = (size_t)NC_TAG(conv_threads)(g);
-        J.tasks = NC_MAX((size_t)1, NC_MIN(J.tasks, J.tiles));
-        nc_parallel_for_max(J.tasks, (int)J.tasks, NC_TAG(direct_dw_task), &J);
+        nc_parallel_for_max(chunks, NC_TAG(conv_threads)(g), NC_TAG(direct_dw_task), &J);
+        for (t = 1; t < chunks; t++) {
+            const real *p = J.part + (t - 1) * size;
+            for (i = 0; i < size; i++) dw[i] += p[i];
+        }
+        free(heap);
     }
     if (dx) {
         int threads = NC_TAG(conv_threads)(g);

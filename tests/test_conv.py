@@ -296,8 +296,9 @@ def test_direct_path_against_reference(case, act, isa):
 
 
 def test_direct_path_bit_identical_at_any_thread_count():
-    x, w, b = _data((8, 12, 19, 8), (3, 3, 70), np.float32)
-    dz = np.random.default_rng(6).standard_normal((8, 12, 19, 70)).astype(np.float32)
+    # 11 samples: dW's fixed sample chunks come out ragged
+    x, w, b = _data((11, 12, 19, 8), (3, 3, 70), np.float32)
+    dz = np.random.default_rng(6).standard_normal((11, 12, 19, 70)).astype(np.float32)
     before = _core.get_num_threads()
     results = []
     try:
