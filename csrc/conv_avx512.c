@@ -97,8 +97,9 @@ NC_AINL void dw_tile(const int R, const int V, size_t rows, size_t cols, size_t 
     for (i = 0; i < R; i++)
 #pragma GCC unroll 4
         for (v = 0; v < V; v++)
-            acc[i][v] = first || (size_t)i >= rows ? _mm512_setzero_ps()
-                                                   : _mm512_maskz_loadu_ps(mk[v], dw + i * ldd + v * 16);
+            acc[i][v] = first || (size_t)i >= rows
+                            ? _mm512_setzero_ps()
+                            : _mm512_maskz_loadu_ps(mk[v], dw + i * ldd + v * 16);
     for (r = 0; r < nrows; r++) {
         const float *a = in + r * in_rs;
         const float *b = dz + r * ow * ldz;

@@ -1,7 +1,9 @@
 /*
  * conv_impl.h -- 2-D convolution (channels-last), written once for `real`.
  *
- * im2col + the engine's GEMM. Row r = (sample, oy, ox) of the column matrix
+ * Two paths: the direct one further down (float, stride 1, dilation 1, on
+ * AVX-512 machines: implicit GEMM from the zero-padded input) and, for the
+ * rest, im2col + the engine's GEMM. Row r = (sample, oy, ox) of the column matrix
  * holds the receptive field of that output pixel in Keras' kernel order
  * (ky, kx, c), so the kernel (kh, kw, c, f) is already the K x F matrix of
  * the product: Y (rows x F) = cols (rows x K) W (K x F).
