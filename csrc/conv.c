@@ -1,5 +1,10 @@
 /* conv.c -- instantiates conv_impl.h for float (nc_s...) and double (nc_d...). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
+#include "conv_kernels.h"
 
 /* K, the length of one receptive field: kh * kw * c. */
 static size_t nc_conv2d_k(const nc_conv2d_geom *g)

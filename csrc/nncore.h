@@ -527,8 +527,10 @@ size_t nc_conv2d_cols_size(const nc_conv2d_geom *g);
 /*
  * y = f(conv(x, w) + b). b has f entries or is NULL; act is an element-wise
  * activation (not a softmax: NC_ERR_ARG). cols (nc_conv2d_cols_size
- * elements) receives the column matrix, which backward reads. y must not
- * overlap x, w or cols.
+ * elements) receives the work backward reads: the column matrix, or (float,
+ * stride 1, dilation 1, AVX-512 machine: the direct path, conv_impl.h) the
+ * zero-padded input; pass it to backward unchanged. y must not overlap x,
+ * w or cols. May return NC_ERR_NOMEM (the direct path's small scratch).
  */
 nc_status nc_sconv2d_forward(const nc_conv2d_geom *g, const float *x, const float *w,
                              const float *b, nc_act act, float param, float *y, float *cols);

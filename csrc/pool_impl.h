@@ -44,11 +44,15 @@ static void NC_TAG(pool_max_fwd_task)(void *ctx, size_t task, int thread)
                     for (ix = (iy == y0 ? x0 + 1 : x0); ix < x1; ix++) {
                         const real *src = xs + (iy * g->w + ix) * c;
                         int32_t at = (int32_t)(iy * g->w + ix);
-                        for (i = 0; i < c; i++)
-                            if (src[i] > ys[i] || (src[i] != src[i] && ys[i] == ys[i])) {
-                                ys[i] = src[i];
-                                as[i] = at;
-                            }
+                        /* selects, not a branch: which pixel wins is data,
+                         * and a mispredicted branch per element cost more
+                         * than the whole comparison */
+                        for (i = 0; i < c; i++) {
+                            real v = src[i], m = ys[i];
+                            int take = (v > m) | ((v != v) & (m == m));
+                            ys[i] = take ? v : m;
+                            as[i] = take ? at : as[i];
+                        }
                     }
             }
         }

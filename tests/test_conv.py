@@ -241,6 +241,78 @@ def test_bit_identical_at_any_thread_count():
             np.testing.assert_array_equal(u, v)
 
 
+# --------------------------------------------------------------------------
+# The direct (implicit-GEMM) path: float32, stride 1, dilation 1, c >= 4 on
+# AVX-512 machines (elsewhere these run the im2col path, checked the same).
+# Shapes pick the kernels' edges: 14-pixel tiles with a ragged tail, 32-
+# channel strips with a tail, dW tiles of 6/8/12 rows and 64 columns plus a
+# narrow strip, even kernels (Keras' extra pad bottom/right).
+# --------------------------------------------------------------------------
+
+DIRECT_CASES = [
+    ((2, 9, 17, 5), (3, 3, 7), "same"),
+    ((2, 6, 30, 8), (2, 4, 40), "same"),
+    ((2, 8, 8, 6), (5, 5, 16), "valid"),
+    ((1, 5, 6, 33), (3, 3, 70), "same"),
+    ((3, 4, 15, 4), (3, 1, 20), "valid"),
+]
+
+
+def ref_backward(x, w, dz, padding):
+    """dx, dw of a stride-1, dilation-1 convolution from the definition."""
+    x, w, dz = (np.asarray(v, np.float64) for v in (x, w, dz))
+    kh, kw = w.shape[:2]
+    oh, pt, pb = keras_pads(x.shape[1], kh, 1, 1, padding)
+    ow, pl, pr = keras_pads(x.shape[2], kw, 1, 1, padding)
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for ky, kx in itertools.product(range(kh), range(kw)):
+        dw[ky, kx] = np.einsum("nhwc,nhwf->cf", xp[:, ky:ky + oh, kx:kx + ow], dz)
+        dxp[:, ky:ky + oh, kx:kx + ow] += dz @ w[ky, kx].T
+    return dxp[:, pt:pt + x.shape[1], pl:pl + x.shape[2]], dw
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=[str(c) for c in DIRECT_CASES])
+@pytest.mark.parametrize("act", ["identity", "relu"])
+def test_direct_path_against_reference(case, act, isa):
+    xs, ks, p = case
+    x, w, b = _data(xs, ks, np.float32)
+    code = _core.ACTIVATIONS[act]
+    y, cols = _core.conv2d_forward(x, w, b, 1, p, 1, code)
+    ref = ref_conv(x, w, b, 1, p, 1)
+    _close(y, np.maximum(ref, 0) if act == "relu" else ref, 1e-5)
+    dz = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    gx, gw = ref_backward(x, w, dz, p)
+    keep = cols.copy()
+    dx, dw, db = _core.conv2d_backward(x, w, dz, cols, 1, p, 1, dcols=np.empty_like(cols))
+    np.testing.assert_array_equal(cols, keep)
+    _close(dx, gx, 1e-5)
+    _close(dw, gw, 1e-5)
+    _close(db, dz.astype(np.float64).sum((0, 1, 2)), 1e-5)
+    # dcols = cols (the layer's way): dx's work must not spoil what dW reads
+    dx2, dw2, db2 = _core.conv2d_backward(x, w, dz, cols, 1, p, 1)
+    np.testing.assert_array_equal(dx2, dx)
+    np.testing.assert_array_equal(dw2, dw)
+
+
+def test_direct_path_bit_identical_at_any_thread_count():
+    # 11 samples: dW's fixed sample chunks come out ragged
+    x, w, b = _data((11, 12, 19, 8), (3, 3, 70), np.float32)
+    dz = np.random.default_rng(6).standard_normal((11, 12, 19, 70)).astype(np.float32)
+    before = _core.get_num_threads()
+    results = []
+    try:
+        for t in (1, 2, 3):
+            _core.set_num_threads(t)
+            y, cols = _core.conv2d_forward(x, w, b, 1, "same", act=_core.ACTIVATIONS["relu"])
+            results.append((y,) + _core.conv2d_backward(x, w, dz, cols, 1, "same"))
+    finally:
+        _core.set_num_threads(before)
+    for other in results[1:]:
+        for u, v in zip(results[0], other):
+            np.testing.assert_array_equal(u, v)
+
+
 def test_empty_batch():
     x = np.zeros((0, 5, 5, 2), np.float32)
     w = np.ones((3, 3, 2, 4), np.float32)

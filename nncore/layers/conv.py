@@ -45,9 +45,11 @@ class Conv2D(_ActivationMixin, Layer):
 
     The kernel has Keras' layout ``(kh, kw, in_channels, filters)``, so weights
     move between nncore and Keras unchanged (PyTorch's is ``(out, in, kh, kw)``:
-    ``w.transpose(3, 2, 0, 1)``). Computed as im2col + the engine's GEMM; the
-    column buffer (batch * oh * ow * kh * kw * in_channels elements) is kept
-    between forward and backward.
+    ``w.transpose(3, 2, 0, 1)``). Computed as im2col + the engine's GEMM, or,
+    for float32 stride-1 convolutions on AVX-512 machines, directly from the
+    zero-padded input (implicit GEMM: no column matrix); the work buffer
+    (batch * oh * ow * kh * kw * in_channels elements) is kept between
+    forward and backward.
     """
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
