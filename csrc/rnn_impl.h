@@ -46,6 +46,20 @@ static nc_task_fn NC_TAG(rnn_task)(int backward)
     return backward ? NC_TAG(rnn_bwd_task) : NC_TAG(rnn_fwd_task);
 }
 
+/* dst (cols x rows) = src^T, src rows x cols with leading dimension ld: in
+ * 16 x 16 blocks, so neither side is walked a whole column at a time. */
+static void NC_TAG(rnn_transpose)(size_t rows, size_t cols, const real *src, size_t ld,
+                                  real *dst)
+{
+    size_t i0, j0, i, j;
+    for (i0 = 0; i0 < rows; i0 += 16)
+        for (j0 = 0; j0 < cols; j0 += 16) {
+            size_t i1 = NC_MIN(rows, i0 + 16), j1 = NC_MIN(cols, j0 + 16);
+            for (j = j0; j < j1; j++)
+                for (i = i0; i < i1; i++) dst[j * rows + i] = src[i * ld + j];
+        }
+}
+
 /* Runs task(ctx, i) over row blocks of N rows, on as many threads as the
  * step's size is worth (rows are independent: same bits at any count). */
 static void NC_TAG(rnn_run_rows)(size_t N, size_t GU, nc_task_fn task,
@@ -206,8 +220,7 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
 
     /* R^T once, so the T products below read it untransposed (no per-step
      * repacking of a transposed operand) */
-    for (j = 0; j < U; j++)
-        for (b = 0; b < GU; b++) RT[b * U + j] = recurrent_kernel[j * GU + b];
+    NC_TAG(rnn_transpose)(U, GU, recurrent_kernel, GU, RT);
 
     for (j = 0; j < N * U; j++) DH[j] = dh_last ? dh_last[j] : R_C(0);
     for (j = 0; j < N * U; j++) DC[j] = (lstm && dc_last) ? dc_last[j] : R_C(0);
@@ -290,8 +303,7 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
         }
     }
     if (dx) { /* dpx W^T over every step, W^T formed once: the unpacked path reads it in place */
-        for (j = 0; j < I; j++)
-            for (b = 0; b < GU; b++) WT[b * I + j] = kernel[j * GU + b];
+        NC_TAG(rnn_transpose)(I, GU, kernel, GU, WT);
         st = NC_FN(gemm)(0, 0, N * T, I, GU, R_C(1), DPX, GU, WT, I, R_C(0), dx, I);
         if (st != NC_OK) return st;
     }
