@@ -3,6 +3,7 @@
  * (shared by both precisions), then rnn_impl.h for float and double.
  */
 #include "internal.h"
+#include <string.h>
 
 /* Offsets, in elements, of the pieces of forward's cache and backward's
  * scratch (see rnn_impl.h for what each holds). Absent pieces have size 0. */

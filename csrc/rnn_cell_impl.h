@@ -20,6 +20,7 @@
 typedef struct NC_TAG(rnn_step) {
     const nc_rnn_desc *d;
     size_t N, T, U, GU, t, tp, rows;
+    size_t b_lo, b_hi; /* the batch rows this pass covers */
     int phase; /* GRU_RESET_BEFORE runs two passes a step, around a GEMM */
     /* forward */
     real *P, *H, *C, *TC, *RH;
@@ -98,7 +99,7 @@ static void NC_TAG(rnn_fwd_task)(void *ctx, size_t task, int thread)
     const NC_TAG(rnn_step) *S = (const NC_TAG(rnn_step) *)ctx;
     const nc_rnn_desc *d = S->d;
     size_t T = S->T, U = S->U, GU = S->GU, t = S->t, ldhp = S->ldhp, b, j;
-    size_t b0 = task * S->rows, b1 = NC_MIN(S->N, b0 + S->rows);
+    size_t b0 = S->b_lo + task * S->rows, b1 = NC_MIN(S->b_hi, b0 + S->rows);
     int lstm = d->cell == NC_RNN_LSTM, gru = d->cell == NC_RNN_GRU;
     int grb = d->cell == NC_RNN_GRU_RESET_BEFORE;
     real *P = S->P, *H = S->H, *C = S->C, *TC = S->TC, *RH = S->RH;
@@ -207,7 +208,7 @@ static void NC_TAG(rnn_bwd_task)(void *ctx, size_t task, int thread)
     const NC_TAG(rnn_step) *S = (const NC_TAG(rnn_step) *)ctx;
     const nc_rnn_desc *d = S->d;
     size_t T = S->T, U = S->U, GU = S->GU, t = S->t, tp = S->tp, s = S->s, b, j;
-    size_t b0 = task * S->rows, b1 = NC_MIN(S->N, b0 + S->rows);
+    size_t b0 = S->b_lo + task * S->rows, b1 = NC_MIN(S->b_hi, b0 + S->rows);
     int lstm = d->cell == NC_RNN_LSTM, gru = d->cell == NC_RNN_GRU;
     int grb = d->cell == NC_RNN_GRU_RESET_BEFORE;
     const real *P = S->P, *H = S->H, *C = S->CP, *TC = S->TC, *RH = S->RH;

@@ -65,7 +65,13 @@ static void NC_TAG(rnn_transpose)(size_t rows, size_t cols, const real *src, siz
 static void NC_TAG(rnn_run_rows)(size_t N, size_t GU, nc_task_fn task,
                                  NC_TAG(rnn_step) *S)
 {
-    int threads = nc_threads_for((double)N * (double)GU, 8192.0);
+    int threads;
+    if (S->b_lo != 0 || S->b_hi != N) { /* a thread's own rows: run them here */
+        S->rows = S->b_hi - S->b_lo;
+        task(S, 0, 0);
+        return;
+    }
+    threads = nc_threads_for((double)N * (double)GU, 8192.0);
     if (threads > (int)N) threads = (int)N;
     if (threads <= 1) {
         S->rows = N;
@@ -77,6 +83,169 @@ static void NC_TAG(rnn_run_rows)(size_t N, size_t GU, nc_task_fn task,
 }
 
 
+/* The time loops, over a range of batch rows. Rows never meet inside the
+ * loops (each row's state depends on its own past only), so with threads
+ * each one runs the whole loop over its own rows, with one fork and join
+ * per pass instead of several per step; every product and pass gives each
+ * row the bits it gets unsplit (each element of the unpacked GEMM path is
+ * one chain in increasing k whatever m is: NC_RNN_SPLIT_MNK keeps the
+ * per-step product on that path). Larger steps split each step instead. */
+#ifndef NC_RNN_SPLIT_MNK
+#define NC_RNN_SPLIT_MNK ((size_t)1 << 22)
+#endif
+#define NC_RNN_MAX_PARTS 16
+
+typedef struct NC_TAG(rnn_seq) {
+    NC_TAG(rnn_step) S;       /* the shared fields; each part copies it */
+    nc_task_fn task;
+    const real *R, *RT, *rmask, *dh_last, *dc_last;
+    real *HD, *C0w, *dh0, *dc0;
+    real *DH, *DHN, *DC, *DCN;
+    int zero_h0;
+    size_t parts;
+    nc_status st[NC_RNN_MAX_PARTS];
+} NC_TAG(rnn_seq);
+
+static nc_status NC_TAG(rnn_fwd_rows)(const NC_TAG(rnn_seq) *Q, size_t b0, size_t b1)
+{
+    NC_TAG(rnn_step) S = Q->S;
+    const nc_rnn_desc *d = S.d;
+    size_t T = S.T, U = S.U, GU = S.GU, nb = b1 - b0, b, j, s, t, ldhp, ldhr;
+    int lstm = d->cell == NC_RNN_LSTM, gru = d->cell == NC_RNN_GRU;
+    int grb = d->cell == NC_RNN_GRU_RESET_BEFORE, zero;
+    const real *hp, *cp, *hr, *R = Q->R, *rmask = Q->rmask;
+    nc_status st;
+    S.b_lo = b0; S.b_hi = b1;
+    hp = S.H0; ldhp = U;
+    cp = lstm ? S.C0 : NULL;
+    for (s = 0; s < T; s++) {
+        t = NC_TAG(rnn_t)(d, s);
+        zero = s == 0 && Q->zero_h0; /* h_prev R is exactly zero */
+        hr = hp; ldhr = ldhp;
+        if (rmask) {
+            for (b = b0; b < b1; b++)
+                for (j = 0; j < U; j++) Q->HD[b * U + j] = hp[b * ldhp + j] * rmask[b * U + j];
+            hr = Q->HD; ldhr = U;
+        }
+        S.t = t; S.hp = hp; S.cp = cp; S.ldhp = ldhp; S.hr = hr; S.ldhr = ldhr;
+        if (gru) {
+            real *rec = (real *)S.REC + b0 * GU;
+            if (zero)
+                for (j = 0; j < nb * GU; j++) rec[j] = 0;
+            else if ((st = NC_FN(gemm)(0, 0, nb, GU, U, R_C(1), hr + b0 * ldhr, ldhr, R, GU,
+                                       R_C(0), rec, GU)) != NC_OK)
+                return st;
+        } else if (!zero) { /* straight into the step's pre-activations (z, r only for grb) */
+            st = NC_FN(gemm)(0, 0, nb, grb ? 2 * U : GU, U, R_C(1), hr + b0 * ldhr, ldhr, R, GU,
+                             R_C(1), S.P + (b0 * T + t) * GU, T * GU);
+            if (st != NC_OK) return st;
+        }
+        S.phase = 0;
+        if (grb) { /* z, r and rh = r * h_prev; then rh R_h into the h block */
+            NC_TAG(rnn_run_rows)(S.N, GU, Q->task, &S);
+            if (!zero) {
+                st = NC_FN(gemm)(0, 0, nb, U, U, R_C(1), S.RH + b0 * T * U + t * U, T * U,
+                                 R + 2 * U, GU, R_C(1), S.P + (b0 * T + t) * GU + 2 * U, T * GU);
+                if (st != NC_OK) return st;
+            }
+            S.phase = 1;
+        }
+        NC_TAG(rnn_run_rows)(S.N, GU, Q->task, &S);
+        hp = S.H + t * U; ldhp = T * U;
+        if (lstm) cp = S.C + t * U;
+    }
+    return NC_OK;
+}
+
+static nc_status NC_TAG(rnn_bwd_rows)(const NC_TAG(rnn_seq) *Q, size_t b0, size_t b1)
+{
+    NC_TAG(rnn_step) S = Q->S;
+    const nc_rnn_desc *d = S.d;
+    size_t T = S.T, U = S.U, GU = S.GU, nb = b1 - b0, j, s, t, tp = 0;
+    size_t kk = d->cell == NC_RNN_GRU_RESET_BEFORE ? 2 * U : GU;
+    int lstm = d->cell == NC_RNN_LSTM, grb = d->cell == NC_RNN_GRU_RESET_BEFORE;
+    const real *RT = Q->RT, *rmask = Q->rmask;
+    real *DH = Q->DH, *DHN = Q->DHN, *DC = Q->DC, *DCN = Q->DCN, *TMP = (real *)S.TMP, *sw;
+    nc_status st;
+    S.b_lo = b0; S.b_hi = b1;
+    for (j = b0 * U; j < b1 * U; j++) DH[j] = Q->dh_last ? Q->dh_last[j] : R_C(0);
+    for (j = b0 * U; j < b1 * U; j++) DC[j] = (lstm && Q->dc_last) ? Q->dc_last[j] : R_C(0);
+    for (s = T; s-- > 0;) {
+        /* after step 0, dh_prev is dh0: not wanted, its product is skipped */
+        int need_dhp = s > 0 || Q->dh0 != NULL;
+        t = NC_TAG(rnn_t)(d, s);
+        if (s > 0) tp = NC_TAG(rnn_t)(d, s - 1);
+        S.s = s; S.t = t; S.tp = tp; S.phase = 0;
+        S.DH = DH; S.DHN = DHN; S.DC = DC; S.DCN = DCN;
+        NC_TAG(rnn_run_rows)(S.N, GU, Q->task, &S);
+        if (grb) { /* drh = dhh R_h^T, then dr and rh's share of dh_prev */
+            st = NC_FN(gemm)(0, 0, nb, U, U, R_C(1), S.DPX + (b0 * T + t) * GU + 2 * U, T * GU,
+                             RT + 2 * U * U, U, R_C(0), TMP + b0 * U, U);
+            if (st != NC_OK) return st;
+            S.phase = 1;
+            NC_TAG(rnn_run_rows)(S.N, GU, Q->task, &S);
+        }
+        /* dh_prev += dpr R^T (times the recurrent dropout mask); z and r only for grb */
+        if (need_dhp) {
+            if (rmask) {
+                st = NC_FN(gemm)(0, 0, nb, U, kk, R_C(1), S.DPR + (b0 * T + t) * GU, T * GU, RT,
+                                 U, R_C(0), TMP + b0 * U, U);
+                if (st != NC_OK) return st;
+                for (j = b0 * U; j < b1 * U; j++) DHN[j] += TMP[j] * rmask[j];
+            } else {
+                st = NC_FN(gemm)(0, 0, nb, U, kk, R_C(1), S.DPR + (b0 * T + t) * GU, T * GU, RT,
+                                 U, R_C(1), DHN + b0 * U, U);
+                if (st != NC_OK) return st;
+            }
+        }
+        sw = DH; DH = DHN; DHN = sw;
+        sw = DC; DC = DCN; DCN = sw;
+    }
+    if (Q->dh0)
+        for (j = b0 * U; j < b1 * U; j++) Q->dh0[j] = DH[j];
+    if (Q->dc0 && lstm)
+        for (j = b0 * U; j < b1 * U; j++) Q->dc0[j] = DC[j];
+    return NC_OK;
+}
+
+static void NC_TAG(rnn_fwd_part)(void *ctx, size_t task, int thread)
+{
+    NC_TAG(rnn_seq) *Q = (NC_TAG(rnn_seq) *)ctx;
+    size_t N = Q->S.N;
+    (void)thread;
+    Q->st[task] = NC_TAG(rnn_fwd_rows)(Q, task * N / Q->parts, (task + 1) * N / Q->parts);
+}
+
+static void NC_TAG(rnn_bwd_part)(void *ctx, size_t task, int thread)
+{
+    NC_TAG(rnn_seq) *Q = (NC_TAG(rnn_seq) *)ctx;
+    size_t N = Q->S.N;
+    (void)thread;
+    Q->st[task] = NC_TAG(rnn_bwd_rows)(Q, task * N / Q->parts, (task + 1) * N / Q->parts);
+}
+
+/* Runs a time loop over all rows: in parts on threads, or whole with each
+ * step split. */
+static nc_status NC_TAG(rnn_time_loop)(NC_TAG(rnn_seq) *Q, nc_task_fn part)
+{
+    size_t N = Q->S.N, GU = Q->S.GU, U = Q->S.U, T = Q->S.T, i;
+    Q->parts = 1;
+    if (N >= 2 && N * GU * U <= NC_RNN_SPLIT_MNK) {
+        int threads = nc_threads_for((double)N * (double)GU * (double)U * (double)T,
+                                     (double)(1 << 18));
+        Q->parts = NC_MIN(NC_MIN((size_t)threads, N), (size_t)NC_RNN_MAX_PARTS);
+    }
+    if (Q->parts <= 1) {
+        Q->parts = 1;
+        part(Q, 0, 0);
+    } else {
+        nc_parallel_for_max(Q->parts, (int)Q->parts, part, Q);
+    }
+    for (i = 0; i < Q->parts; i++)
+        if (Q->st[i] != NC_OK) return Q->st[i];
+    return NC_OK;
+}
+
 nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *kernel,
                              const real *recurrent_kernel, const real *bias,
                              const real *h0, const real *c0, const uint8_t *mask,
@@ -85,29 +254,25 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
 {
     nc_rnn_layout_ L;
     size_t N, T, I, U, GU, b, j, s, t;
-    real *P, *H, *H0, *C, *TC, *C0, *RH, *REC, *HD;
-    const real *brec = NULL;
-    const real *hp, *cp = NULL, *hr;
-    size_t ldhp, ldhr;
-    int lstm, gru, grb, zero;
+    real *P, *H, *H0, *C, *TC, *C0;
+    int lstm;
     nc_status st;
-    nc_task_fn task;
-    NC_TAG(rnn_step) S;
+    NC_TAG(rnn_seq) Q;
+    NC_TAG(rnn_step) *S = &Q.S;
 
     if (!nc_rnn_desc_ok(d)) return NC_ERR_ARG;
     N = d->batch; T = d->steps; I = d->inputs; U = d->units;
     GU = nc_rnn_gates(d->cell) * U;
     lstm = d->cell == NC_RNN_LSTM;
-    gru = d->cell == NC_RNN_GRU;
-    grb = d->cell == NC_RNN_GRU_RESET_BEFORE;
-    task = NC_TAG(rnn_task)(0);
     nc_rnn_layout(d, &L);
     P = cache + L.gates; H = cache + L.h; H0 = cache + L.h0;
     C = cache + L.c; TC = cache + L.tc; C0 = cache + L.c0;
-    RH = cache + L.rh; REC = cache + L.rec; HD = cache + L.hd;
-    S.d = d; S.N = N; S.T = T; S.U = U; S.GU = GU; S.phase = 0;
-    S.P = P; S.H = H; S.C = C; S.TC = TC; S.RH = RH; S.REC = REC; S.mask = mask;
-    S.rmask = rmask;
+    memset(&Q, 0, sizeof Q);
+    S->d = d; S->N = N; S->T = T; S->U = U; S->GU = GU; S->b_lo = 0; S->b_hi = N;
+    S->P = P; S->H = H; S->C = C; S->TC = TC; S->RH = cache + L.rh; S->REC = cache + L.rec;
+    S->mask = mask; S->rmask = rmask; S->H0 = H0; S->C0 = C0;
+    Q.task = NC_TAG(rnn_task)(0);
+    Q.R = recurrent_kernel; Q.rmask = rmask; Q.HD = cache + L.hd; Q.zero_h0 = h0 == NULL;
 
     /* every step's input projection in one product, then the input bias */
     st = NC_FN(gemm)(0, 0, N * T, GU, I, R_C(1), x, I, kernel, GU, R_C(0), P, GU);
@@ -117,50 +282,14 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
             real *row = P + b * GU;
             for (j = 0; j < GU; j++) row[j] += bias[j];
         }
-        if (gru) brec = bias + GU;
+        if (d->cell == NC_RNN_GRU) S->brec = bias + GU;
     }
-    S.brec = brec;
     for (j = 0; j < N * U; j++) H0[j] = h0 ? h0[j] : R_C(0);
     if (lstm)
         for (j = 0; j < N * U; j++) C0[j] = c0 ? c0[j] : R_C(0);
 
-    hp = H0; ldhp = U;
-    if (lstm) cp = C0;
-    for (s = 0; s < T; s++) {
-        t = NC_TAG(rnn_t)(d, s);
-        zero = s == 0 && h0 == NULL; /* h_prev R is exactly zero */
-        hr = hp; ldhr = ldhp;
-        if (rmask) {
-            for (b = 0; b < N; b++)
-                for (j = 0; j < U; j++) HD[b * U + j] = hp[b * ldhp + j] * rmask[b * U + j];
-            hr = HD; ldhr = U;
-        }
-        S.t = t; S.hp = hp; S.cp = cp; S.ldhp = ldhp; S.hr = hr; S.ldhr = ldhr;
-        if (gru) {
-            if (zero)
-                for (j = 0; j < N * GU; j++) REC[j] = 0;
-            else if ((st = NC_FN(gemm)(0, 0, N, GU, U, R_C(1), hr, ldhr, recurrent_kernel, GU,
-                                       R_C(0), REC, GU)) != NC_OK)
-                return st;
-        } else if (!zero) { /* straight into the step's pre-activations (z, r only for grb) */
-            st = NC_FN(gemm)(0, 0, N, grb ? 2 * U : GU, U, R_C(1), hr, ldhr, recurrent_kernel,
-                             GU, R_C(1), P + t * GU, T * GU);
-            if (st != NC_OK) return st;
-        }
-        if (grb) { /* z, r and rh = r * h_prev; then rh R_h into the h block */
-            S.phase = 0;
-            NC_TAG(rnn_run_rows)(N, GU, task, &S);
-            if (!zero) {
-                st = NC_FN(gemm)(0, 0, N, U, U, R_C(1), RH + t * U, T * U,
-                                 recurrent_kernel + 2 * U, GU, R_C(1), P + t * GU + 2 * U, T * GU);
-                if (st != NC_OK) return st;
-            }
-            S.phase = 1;
-        }
-        NC_TAG(rnn_run_rows)(N, GU, task, &S);
-        hp = H + t * U; ldhp = T * U;
-        if (lstm) cp = C + t * U;
-    }
+    st = NC_TAG(rnn_time_loop)(&Q, NC_TAG(rnn_fwd_part));
+    if (st != NC_OK) return st;
 
     if (y_seq)
         for (b = 0; b < N; b++)
@@ -192,75 +321,42 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
                               real *dc0, real *work)
 {
     nc_rnn_layout_ L;
-    size_t N, T, I, U, GU, b, j, s, t, tp = 0;
-    const real *P, *H, *H0, *C, *TC, *C0, *RH;
-    real *DPX, *DPR, *HP, *RT, *WT, *DH, *DHN, *DC, *DCN, *TMP, *sw;
-    int lstm, gru, grb;
+    size_t N, T, I, U, GU, b, j, s, t;
+    const real *H, *H0, *RH;
+    real *DPX, *DPR, *HP, *RT, *WT;
+    int gru, grb;
     nc_status st;
-    nc_task_fn task;
-    NC_TAG(rnn_step) S;
+    NC_TAG(rnn_seq) Q;
+    NC_TAG(rnn_step) *S = &Q.S;
 
     if (!nc_rnn_desc_ok(d)) return NC_ERR_ARG;
     N = d->batch; T = d->steps; I = d->inputs; U = d->units;
     GU = nc_rnn_gates(d->cell) * U;
-    lstm = d->cell == NC_RNN_LSTM;
     gru = d->cell == NC_RNN_GRU;
     grb = d->cell == NC_RNN_GRU_RESET_BEFORE;
-    task = NC_TAG(rnn_task)(1);
     nc_rnn_layout(d, &L);
-    P = cache + L.gates; H = cache + L.h; H0 = cache + L.h0;
-    C = cache + L.c; TC = cache + L.tc; C0 = cache + L.c0; RH = cache + L.rh;
+    H = cache + L.h; H0 = cache + L.h0; RH = cache + L.rh;
     DPX = work + L.dpx; DPR = gru ? work + L.dpr : DPX; HP = work + L.hp;
-    DH = work + L.dh; DHN = work + L.dhn; DC = work + L.dc; DCN = work + L.dcn;
-    TMP = work + L.tmp; RT = work + L.rt; WT = work + L.wt;
+    RT = work + L.rt; WT = work + L.wt;
+    memset(&Q, 0, sizeof Q);
     /* the row tasks only read the cache: the casts drop const for the shared struct */
-    S.d = d; S.N = N; S.T = T; S.U = U; S.GU = GU; S.mask = mask; S.dy_seq = dy_seq;
-    S.P = (real *)P; S.H = (real *)H; S.CP = C; S.TC = (real *)TC; S.RH = (real *)RH;
-    S.H0 = H0; S.C0 = C0; S.DPX = DPX; S.DPR = DPR; S.rmask = rmask; S.TMP = TMP;
+    S->d = d; S->N = N; S->T = T; S->U = U; S->GU = GU; S->b_lo = 0; S->b_hi = N;
+    S->mask = mask; S->dy_seq = dy_seq;
+    S->P = (real *)(cache + L.gates); S->H = (real *)H; S->CP = cache + L.c;
+    S->TC = (real *)(cache + L.tc); S->RH = (real *)RH;
+    S->H0 = H0; S->C0 = cache + L.c0; S->DPX = DPX; S->DPR = DPR; S->rmask = rmask;
+    S->TMP = work + L.tmp;
+    Q.task = NC_TAG(rnn_task)(1);
+    Q.RT = RT; Q.rmask = rmask; Q.dh_last = dh_last; Q.dc_last = dc_last;
+    Q.dh0 = dh0; Q.dc0 = dc0;
+    Q.DH = work + L.dh; Q.DHN = work + L.dhn; Q.DC = work + L.dc; Q.DCN = work + L.dcn;
 
     /* R^T once, so the T products below read it untransposed (no per-step
      * repacking of a transposed operand) */
     NC_TAG(rnn_transpose)(U, GU, recurrent_kernel, GU, RT);
 
-    for (j = 0; j < N * U; j++) DH[j] = dh_last ? dh_last[j] : R_C(0);
-    for (j = 0; j < N * U; j++) DC[j] = (lstm && dc_last) ? dc_last[j] : R_C(0);
-
-    for (s = T; s-- > 0;) {
-        /* after step 0, dh_prev is dh0: not wanted, its product is skipped */
-        int need_dhp = s > 0 || dh0 != NULL;
-        t = NC_TAG(rnn_t)(d, s);
-        if (s > 0) tp = NC_TAG(rnn_t)(d, s - 1);
-        S.s = s; S.t = t; S.tp = tp; S.phase = 0;
-        S.DH = DH; S.DHN = DHN; S.DC = DC; S.DCN = DCN;
-        NC_TAG(rnn_run_rows)(N, GU, task, &S);
-        if (grb) { /* drh = dhh R_h^T, then dr and rh's share of dh_prev */
-            st = NC_FN(gemm)(0, 0, N, U, U, R_C(1), DPX + t * GU + 2 * U, T * GU, RT + 2 * U * U,
-                             U, R_C(0), TMP, U);
-            if (st != NC_OK) return st;
-            S.phase = 1;
-            NC_TAG(rnn_run_rows)(N, GU, task, &S);
-        }
-        /* dh_prev += dpr R^T (times the recurrent dropout mask); z and r only for grb */
-        if (need_dhp) {
-            size_t kk = grb ? 2 * U : GU;
-            if (rmask) {
-                st = NC_FN(gemm)(0, 0, N, U, kk, R_C(1), DPR + t * GU, T * GU, RT, U, R_C(0),
-                                 TMP, U);
-                if (st != NC_OK) return st;
-                for (j = 0; j < N * U; j++) DHN[j] += TMP[j] * rmask[j];
-            } else {
-                st = NC_FN(gemm)(0, 0, N, U, kk, R_C(1), DPR + t * GU, T * GU, RT, U, R_C(1),
-                                 DHN, U);
-                if (st != NC_OK) return st;
-            }
-        }
-        sw = DH; DH = DHN; DHN = sw;
-        sw = DC; DC = DCN; DCN = sw;
-    }
-    if (dh0)
-        for (j = 0; j < N * U; j++) dh0[j] = DH[j];
-    if (dc0 && lstm)
-        for (j = 0; j < N * U; j++) dc0[j] = DC[j];
+    st = NC_TAG(rnn_time_loop)(&Q, NC_TAG(rnn_bwd_part));
+    if (st != NC_OK) return st;
 
     if (dkernel) { /* X^T dpx over every step */
         st = NC_FN(gemm)(1, 0, I, GU, N * T, R_C(1), x, I, DPX, GU, R_C(0), dkernel, GU);

@@ -559,3 +559,36 @@ def test_gru_reset_before_is_keras_layout_and_differs_from_reset_after():
     before = _layer("gru_rb", 4, 2, 3, np.float64, (W, R, b))
     after = _layer("gru", 4, 2, 3, np.float64, (W, R, np.stack([b, np.zeros_like(b)])))
     assert np.abs(before.forward(x) - after.forward(x)).max() > 1e-3
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_threads_split_odd_batch_with_state_dropout_and_go_backwards(cell):
+    """The time loop split over threads by batch rows (an odd batch: uneven
+    parts), with an initial state and its gradient, recurrent dropout and
+    go_backwards: the same bits as one thread."""
+    rng = np.random.default_rng(16)
+    n, T, I, U = 5, 6, 4, 96
+    x = rng.normal(size=(n, T, I))
+    weights = _weights(cell, I, U, rng, 0.1)
+    h0, c0 = rng.normal(size=(n, U)), rng.normal(size=(n, U))
+    state = (h0, c0) if cell == "lstm" else h0
+    rmask = np.where(rng.random((n, U)) < 0.5, 0.0, 2.0)
+    layer = _layer(cell, U, I, T, np.float64, weights, return_sequences=True,
+                   go_backwards=True)
+    layer.recurrent_dropout = 0.5
+    old = nncore._core.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            nncore._core.set_num_threads(threads)
+            y = _forward_with_rmask(layer, x, state, None, rmask).copy()
+            dx = layer.backward(np.ones_like(y)).copy()
+            ds = layer.initial_state_grad
+            ds = [a.copy() for a in ds] if cell == "lstm" else [ds.copy()]
+            outs.append([y, dx, *ds] + [layer.grads[k].copy() for k in sorted(layer.grads)])
+    finally:
+        nncore._core.set_num_threads(old)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    ry, _, _ = ref_rnn(cell, x, *weights, h0=h0, c0=c0, rmask=rmask, go_backwards=True)
+    np.testing.assert_allclose(outs[1][0], ry, rtol=1e-12, atol=1e-12)
