@@ -595,8 +595,9 @@ nc_status nc_davgpool2d_backward(const nc_pool2d_geom *g, const double *dy, doub
  *           hh = tanh((x W + b_in)_h + r * (h_prev R + b_rec)_h);
  *           h = z h_prev + (1 - z) hh
  *   GRU_RESET_BEFORE  z, r, h (Keras' reset_after=False, one bias b):
- *           z,r = sigmoid(x W + h_prev R + b);
+ *           z,r = sigmoid((x W + b + h_prev R)_{z,r});
  *           hh = tanh((x W + b)_h + (r * h_prev) R_h); h = z h_prev + (1 - z) hh
+ *           (R_h the last U columns of R; two recurrent products a step)
  * Sequences are batch-major: x is batch x steps x inputs, contiguous.
  *
  * The input projection of every step is one GEMM; the time loop is here, one
