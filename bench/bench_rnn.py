@@ -4,7 +4,9 @@ Case (the RNN issue): batch 32, 28 steps of 28 inputs (MNIST read row by row),
 128 units, float32, the last state out; one round is the forward pass over
 the sequence and the backward pass with a given gradient of the last state,
 giving the gradients of every weight and of the input. Run for LSTM, GRU and
-SimpleRNN (tanh) at 1 and 2 threads.
+SimpleRNN (tanh) at 1 and 2 threads. GRU(reset_after=False) (Keras' original
+form, no PyTorch counterpart) runs in the GRU case as a variant of nncore,
+for its cost: two recurrent products a step instead of one.
 Run: pytest bench/bench_rnn.py ; ratios: python bench/compare.py bench/bench_rnn.py
 """
 import os
@@ -45,6 +47,22 @@ def test_rnn_nncore(benchmark, cell, threads):
 
     benchmark.group = _group(cell, threads)
     benchmark.extra_info["impl"] = "nncore"
+    benchmark(step)
+
+
+@pytest.mark.parametrize("threads", THREADS, indirect=True)
+def test_rnn_nncore_gru_reset_before(benchmark, threads):
+    x, dy = _data()
+    layer = GRU(U, reset_after=False)
+    layer(x)
+    layer.need_input_grad = True
+
+    def step():
+        layer.forward(x, True)
+        layer.backward(dy)
+
+    benchmark.group = _group("GRU", threads)
+    benchmark.extra_info["impl"] = "nncore GRU(reset_after=False)"
     benchmark(step)
 
 

@@ -592,7 +592,7 @@ nc_status nc_davgpool2d_backward(const nc_pool2d_geom *g, const double *dy, doub
  * unchanged). With G gates (1, 4, 3) and U units:
  *   kernel           inputs x G*U
  *   recurrent_kernel U x G*U
- *   bias             G*U (SIMPLE, LSTM) or 2 x G*U (GRU: row 0 the input
+ *   bias             G*U (SIMPLE, LSTM, GRU_RESET_BEFORE) or 2 x G*U (GRU: row 0 the input
  *                    bias, row 1 the recurrent bias, Keras' reset_after=True);
  *                    NULL for no bias
  * Gate blocks, in column order:
@@ -602,6 +602,10 @@ nc_status nc_davgpool2d_backward(const nc_pool2d_geom *g, const double *dy, doub
  *   GRU     z, r, h:     z,r = sigmoid(x W + b_in + h_prev R + b_rec);
  *           hh = tanh((x W + b_in)_h + r * (h_prev R + b_rec)_h);
  *           h = z h_prev + (1 - z) hh
+ *   GRU_RESET_BEFORE  z, r, h (Keras' reset_after=False, one bias b):
+ *           z,r = sigmoid((x W + b + h_prev R)_{z,r});
+ *           hh = tanh((x W + b)_h + (r * h_prev) R_h); h = z h_prev + (1 - z) hh
+ *           (R_h the last U columns of R; two recurrent products a step)
  * Sequences are batch-major: x is batch x steps x inputs, contiguous.
  *
  * The input projection of every step is one GEMM; the time loop is here, one
@@ -619,7 +623,8 @@ typedef enum nc_rnn_cell {
     NC_RNN_SIMPLE = 0,
     NC_RNN_LSTM = 1,
     NC_RNN_GRU = 2,
-    NC_RNN_COUNT_ = 3
+    NC_RNN_GRU_RESET_BEFORE = 3,
+    NC_RNN_COUNT_ = 4
 } nc_rnn_cell;
 
 typedef struct nc_rnn_desc {

@@ -10,19 +10,20 @@
  *   h0     N x U       the initial state
  *   c, tc  N x T x U   LSTM: the cell after step t and tanh of it
  *   c0     N x U       LSTM: the initial cell
- *   rh     N x T x U   GRU: (h_prev R + b_rec)_h, what r multiplied
+ *   rh     N x T x U   GRU: (h_prev R + b_rec)_h, what r multiplied;
+ *                      GRU_RESET_BEFORE: r * h_prev (times rmask), what R_h
+ *                      multiplied (0 at a masked step)
  *   rec    N x GU      GRU: the step's recurrent product (scratch)
  *   hd     N x U       h_prev * rmask (scratch)
- * The per-row cell functions take restrict pointers: their arrays are
- * distinct pieces of the cache and scratch, and saying so lets the compiler
- * vectorise the gate loops.
+ * The fused per-step passes over rows are in rnn_cell_impl.h.
  * Backward keeps dL/d(pre-activations) of every step (dpx for the input side,
  * dpr for the recurrent side; they differ only for GRU's h block), then does
- * dkernel, drecurrent and dx as three GEMMs over all steps at once.
+ * dkernel, drecurrent and dx as GEMMs over all steps at once.
+ *
+ * A zero initial state (h0 NULL) makes the first step's recurrent product
+ * zero: it is skipped, and so is backward's last dh_prev product when dh0 is
+ * not wanted.
  */
-
-/* Row b's pointer into an N x T x w array at step t. */
-#define NC_RNN_AT(base, b, t, w) ((base) + ((b) * T + (t)) * (w))
 
 /* The input step processed at position s. */
 static inline size_t NC_TAG(rnn_t)(const nc_rnn_desc *d, size_t s)
@@ -30,73 +31,47 @@ static inline size_t NC_TAG(rnn_t)(const nc_rnn_desc *d, size_t s)
     return d->go_backwards ? d->steps - 1 - s : s;
 }
 
-/* Fused forward of one unmasked row: pre-activations a (GU, x W + b_in +
- * for SIMPLE/LSTM already h_prev R) become the activated gates; the new
- * state goes to h (and c, tc). */
-static void NC_TAG(rnn_cell_forward)(const nc_rnn_desc *d, size_t U, real *restrict a,
-                                     const real *restrict hp, const real *restrict cp,
-                                     const real *restrict rec, const real *restrict brec,
-                                     real *restrict rh, real *restrict h, real *restrict c,
-                                     real *restrict tc)
+#include "rnn_cell_impl.h"
+
+/* The level's per-step passes: the same loops built with wider vectors
+ * where the machine has them (same bits). */
+static nc_task_fn NC_TAG(rnn_task)(int backward)
 {
-    size_t j;
-    switch (d->cell) {
-    case NC_RNN_SIMPLE:
-        /* keep a (the pre-activation); h = act(a) */
-        NC_FN(act_forward)(d->act, (real)d->param, 1, U, a, h);
-        break;
-    case NC_RNN_LSTM: {
-        real *i = a, *f = a + U, *g = a + 2 * U, *o = a + 3 * U;
-        R_VSIGMOID(2 * U, a, a);
-        R_VTANH(U, g, g);
-        R_VSIGMOID(U, o, o);
-        for (j = 0; j < U; j++) c[j] = f[j] * cp[j] + i[j] * g[j];
-        R_VTANH(U, c, tc);
-        for (j = 0; j < U; j++) h[j] = o[j] * tc[j];
-        break;
-    }
-    case NC_RNN_GRU: {
-        real *z = a, *r = a + U, *hh = a + 2 * U;
-        if (brec)
-            for (j = 0; j < 2 * U; j++) a[j] += rec[j] + brec[j];
-        else
-            for (j = 0; j < 2 * U; j++) a[j] += rec[j];
-        R_VSIGMOID(2 * U, a, a);
-        for (j = 0; j < U; j++) {
-            rh[j] = rec[2 * U + j] + (brec ? brec[2 * U + j] : R_C(0));
-            hh[j] += r[j] * rh[j];
-        }
-        R_VTANH(U, hh, hh);
-        for (j = 0; j < U; j++) h[j] = z[j] * hp[j] + (R_C(1) - z[j]) * hh[j];
-        break;
-    }
-    default:
-        break;
-    }
+#ifdef NC_RNN_X86
+    if (nc_active_isa_ == NC_ISA_AVX512)
+        return backward ? NC_TAG(nc_rnn_bwd_task_avx512) : NC_TAG(nc_rnn_fwd_task_avx512);
+    if (nc_active_isa_ == NC_ISA_AVX2)
+        return backward ? NC_TAG(nc_rnn_bwd_task_avx2) : NC_TAG(nc_rnn_fwd_task_avx2);
+#endif
+    return backward ? NC_TAG(rnn_bwd_task) : NC_TAG(rnn_fwd_task);
 }
 
-/* One step's fused pass, shared by the threads that split its rows. */
-typedef struct NC_TAG(rnn_step) {
-    const nc_rnn_desc *d;
-    size_t N, T, U, GU, t, tp, rows;
-    int s_first;
-    /* forward */
-    real *P, *H, *C, *TC, *RH;
-    const real *REC, *brec, *hp, *cp;
-    size_t ldhp;
-    const uint8_t *mask;
-    /* backward */
-    const real *CP, *H0, *C0, *dy_seq;
-    size_t s;
-    real *DPX, *DPR, *DH, *DHN, *DC, *DCN;
-} NC_TAG(rnn_step);
+/* dst (cols x rows) = src^T, src rows x cols with leading dimension ld: in
+ * 16 x 16 blocks, so neither side is walked a whole column at a time. */
+static void NC_TAG(rnn_transpose)(size_t rows, size_t cols, const real *src, size_t ld,
+                                  real *dst)
+{
+    size_t i0, j0, i, j;
+    for (i0 = 0; i0 < rows; i0 += 16)
+        for (j0 = 0; j0 < cols; j0 += 16) {
+            size_t i1 = NC_MIN(rows, i0 + 16), j1 = NC_MIN(cols, j0 + 16);
+            for (j = j0; j < j1; j++)
+                for (i = i0; i < i1; i++) dst[j * rows + i] = src[i * ld + j];
+        }
+}
 
 /* Runs task(ctx, i) over row blocks of N rows, on as many threads as the
  * step's size is worth (rows are independent: same bits at any count). */
 static void NC_TAG(rnn_run_rows)(size_t N, size_t GU, nc_task_fn task,
                                  NC_TAG(rnn_step) *S)
 {
-    int threads = nc_threads_for((double)N * (double)GU, 8192.0);
+    int threads;
+    if (S->b_lo != 0 || S->b_hi != N) { /* a thread's own rows: run them here */
+        S->rows = S->b_hi - S->b_lo;
+        task(S, 0, 0);
+        return;
+    }
+    threads = nc_threads_for((double)N * (double)GU, 8192.0);
     if (threads > (int)N) threads = (int)N;
     if (threads <= 1) {
         S->rows = N;
@@ -107,30 +82,168 @@ static void NC_TAG(rnn_run_rows)(size_t N, size_t GU, nc_task_fn task,
     nc_parallel_for_max((N + S->rows - 1) / S->rows, threads, task, S);
 }
 
-static void NC_TAG(rnn_fwd_task)(void *ctx, size_t task, int thread)
+
+/* The time loops, over a range of batch rows. Rows never meet inside the
+ * loops (each row's state depends on its own past only), so with threads
+ * each one runs the whole loop over its own rows, with one fork and join
+ * per pass instead of several per step; every product and pass gives each
+ * row the bits it gets unsplit (each element of the unpacked GEMM path is
+ * one chain in increasing k whatever m is: NC_RNN_SPLIT_MNK keeps the
+ * per-step product on that path). Larger steps split each step instead. */
+#ifndef NC_RNN_SPLIT_MNK
+#define NC_RNN_SPLIT_MNK ((size_t)1 << 22)
+#endif
+#define NC_RNN_MAX_PARTS 16
+
+typedef struct NC_TAG(rnn_seq) {
+    NC_TAG(rnn_step) S;       /* the shared fields; each part copies it */
+    nc_task_fn task;
+    const real *R, *RT, *rmask, *dh_last, *dc_last;
+    real *HD, *C0w, *dh0, *dc0;
+    real *DH, *DHN, *DC, *DCN;
+    int zero_h0;
+    size_t parts;
+    nc_status st[NC_RNN_MAX_PARTS];
+} NC_TAG(rnn_seq);
+
+static nc_status NC_TAG(rnn_fwd_rows)(const NC_TAG(rnn_seq) *Q, size_t b0, size_t b1)
 {
-    const NC_TAG(rnn_step) *S = (const NC_TAG(rnn_step) *)ctx;
-    const nc_rnn_desc *d = S->d;
-    size_t T = S->T, U = S->U, GU = S->GU, t = S->t, ldhp = S->ldhp, b, j;
-    size_t b0 = task * S->rows, b1 = NC_MIN(S->N, b0 + S->rows);
+    NC_TAG(rnn_step) S = Q->S;
+    const nc_rnn_desc *d = S.d;
+    size_t T = S.T, U = S.U, GU = S.GU, nb = b1 - b0, b, j, s, t, ldhp, ldhr;
     int lstm = d->cell == NC_RNN_LSTM, gru = d->cell == NC_RNN_GRU;
-    real *P = S->P, *H = S->H, *C = S->C, *TC = S->TC, *RH = S->RH;
-    (void)thread;
-    for (b = b0; b < b1; b++) {
-        const real *hpb = S->hp + b * ldhp, *cpb = lstm ? S->cp + b * ldhp : NULL;
-        real *hb = NC_RNN_AT(H, b, t, U);
-        if (S->mask && !S->mask[b * T + t]) { /* padded: carry the state over */
-            for (j = 0; j < U; j++) hb[j] = hpb[j];
-            if (lstm)
-                for (j = 0; j < U; j++) NC_RNN_AT(C, b, t, U)[j] = cpb[j];
-            continue;
+    int grb = d->cell == NC_RNN_GRU_RESET_BEFORE, zero;
+    const real *hp, *cp, *hr, *R = Q->R, *rmask = Q->rmask;
+    nc_status st;
+    S.b_lo = b0; S.b_hi = b1;
+    hp = S.H0; ldhp = U;
+    cp = lstm ? S.C0 : NULL;
+    for (s = 0; s < T; s++) {
+        t = NC_TAG(rnn_t)(d, s);
+        zero = s == 0 && Q->zero_h0; /* h_prev R is exactly zero */
+        hr = hp; ldhr = ldhp;
+        if (rmask) {
+            for (b = b0; b < b1; b++)
+                for (j = 0; j < U; j++) Q->HD[b * U + j] = hp[b * ldhp + j] * rmask[b * U + j];
+            hr = Q->HD; ldhr = U;
         }
-        NC_TAG(rnn_cell_forward)(d, U, NC_RNN_AT(P, b, t, GU), hpb, cpb,
-                                 gru ? S->REC + b * GU : NULL, S->brec,
-                                 gru ? NC_RNN_AT(RH, b, t, U) : NULL, hb,
-                                 lstm ? NC_RNN_AT(C, b, t, U) : NULL,
-                                 lstm ? NC_RNN_AT(TC, b, t, U) : NULL);
+        S.t = t; S.hp = hp; S.cp = cp; S.ldhp = ldhp; S.hr = hr; S.ldhr = ldhr;
+        if (gru) {
+            real *rec = (real *)S.REC + b0 * GU;
+            if (zero)
+                for (j = 0; j < nb * GU; j++) rec[j] = 0;
+            else if ((st = NC_FN(gemm)(0, 0, nb, GU, U, R_C(1), hr + b0 * ldhr, ldhr, R, GU,
+                                       R_C(0), rec, GU)) != NC_OK)
+                return st;
+        } else if (!zero) { /* straight into the step's pre-activations (z, r only for grb) */
+            st = NC_FN(gemm)(0, 0, nb, grb ? 2 * U : GU, U, R_C(1), hr + b0 * ldhr, ldhr, R, GU,
+                             R_C(1), S.P + (b0 * T + t) * GU, T * GU);
+            if (st != NC_OK) return st;
+        }
+        S.phase = 0;
+        if (grb) { /* z, r and rh = r * h_prev; then rh R_h into the h block */
+            NC_TAG(rnn_run_rows)(S.N, GU, Q->task, &S);
+            if (!zero) {
+                st = NC_FN(gemm)(0, 0, nb, U, U, R_C(1), S.RH + b0 * T * U + t * U, T * U,
+                                 R + 2 * U, GU, R_C(1), S.P + (b0 * T + t) * GU + 2 * U, T * GU);
+                if (st != NC_OK) return st;
+            }
+            S.phase = 1;
+        }
+        NC_TAG(rnn_run_rows)(S.N, GU, Q->task, &S);
+        hp = S.H + t * U; ldhp = T * U;
+        if (lstm) cp = S.C + t * U;
     }
+    return NC_OK;
+}
+
+static nc_status NC_TAG(rnn_bwd_rows)(const NC_TAG(rnn_seq) *Q, size_t b0, size_t b1)
+{
+    NC_TAG(rnn_step) S = Q->S;
+    const nc_rnn_desc *d = S.d;
+    size_t T = S.T, U = S.U, GU = S.GU, nb = b1 - b0, j, s, t, tp = 0;
+    size_t kk = d->cell == NC_RNN_GRU_RESET_BEFORE ? 2 * U : GU;
+    int lstm = d->cell == NC_RNN_LSTM, grb = d->cell == NC_RNN_GRU_RESET_BEFORE;
+    const real *RT = Q->RT, *rmask = Q->rmask;
+    real *DH = Q->DH, *DHN = Q->DHN, *DC = Q->DC, *DCN = Q->DCN, *TMP = (real *)S.TMP, *sw;
+    nc_status st;
+    S.b_lo = b0; S.b_hi = b1;
+    for (j = b0 * U; j < b1 * U; j++) DH[j] = Q->dh_last ? Q->dh_last[j] : R_C(0);
+    for (j = b0 * U; j < b1 * U; j++) DC[j] = (lstm && Q->dc_last) ? Q->dc_last[j] : R_C(0);
+    for (s = T; s-- > 0;) {
+        /* after step 0, dh_prev is dh0: not wanted, its product is skipped */
+        int need_dhp = s > 0 || Q->dh0 != NULL;
+        t = NC_TAG(rnn_t)(d, s);
+        if (s > 0) tp = NC_TAG(rnn_t)(d, s - 1);
+        S.s = s; S.t = t; S.tp = tp; S.phase = 0;
+        S.DH = DH; S.DHN = DHN; S.DC = DC; S.DCN = DCN;
+        NC_TAG(rnn_run_rows)(S.N, GU, Q->task, &S);
+        if (grb) { /* drh = dhh R_h^T, then dr and rh's share of dh_prev */
+            st = NC_FN(gemm)(0, 0, nb, U, U, R_C(1), S.DPX + (b0 * T + t) * GU + 2 * U, T * GU,
+                             RT + 2 * U * U, U, R_C(0), TMP + b0 * U, U);
+            if (st != NC_OK) return st;
+            S.phase = 1;
+            NC_TAG(rnn_run_rows)(S.N, GU, Q->task, &S);
+        }
+        /* dh_prev += dpr R^T (times the recurrent dropout mask); z and r only for grb */
+        if (need_dhp) {
+            if (rmask) {
+                st = NC_FN(gemm)(0, 0, nb, U, kk, R_C(1), S.DPR + (b0 * T + t) * GU, T * GU, RT,
+                                 U, R_C(0), TMP + b0 * U, U);
+                if (st != NC_OK) return st;
+                for (j = b0 * U; j < b1 * U; j++) DHN[j] += TMP[j] * rmask[j];
+            } else {
+                st = NC_FN(gemm)(0, 0, nb, U, kk, R_C(1), S.DPR + (b0 * T + t) * GU, T * GU, RT,
+                                 U, R_C(1), DHN + b0 * U, U);
+                if (st != NC_OK) return st;
+            }
+        }
+        sw = DH; DH = DHN; DHN = sw;
+        sw = DC; DC = DCN; DCN = sw;
+    }
+    if (Q->dh0)
+        for (j = b0 * U; j < b1 * U; j++) Q->dh0[j] = DH[j];
+    if (Q->dc0 && lstm)
+        for (j = b0 * U; j < b1 * U; j++) Q->dc0[j] = DC[j];
+    return NC_OK;
+}
+
+static void NC_TAG(rnn_fwd_part)(void *ctx, size_t task, int thread)
+{
+    NC_TAG(rnn_seq) *Q = (NC_TAG(rnn_seq) *)ctx;
+    size_t N = Q->S.N;
+    (void)thread;
+    Q->st[task] = NC_TAG(rnn_fwd_rows)(Q, task * N / Q->parts, (task + 1) * N / Q->parts);
+}
+
+static void NC_TAG(rnn_bwd_part)(void *ctx, size_t task, int thread)
+{
+    NC_TAG(rnn_seq) *Q = (NC_TAG(rnn_seq) *)ctx;
+    size_t N = Q->S.N;
+    (void)thread;
+    Q->st[task] = NC_TAG(rnn_bwd_rows)(Q, task * N / Q->parts, (task + 1) * N / Q->parts);
+}
+
+/* Runs a time loop over all rows: in parts on threads, or whole with each
+ * step split. */
+static nc_status NC_TAG(rnn_time_loop)(NC_TAG(rnn_seq) *Q, nc_task_fn part)
+{
+    size_t N = Q->S.N, GU = Q->S.GU, U = Q->S.U, T = Q->S.T, i;
+    Q->parts = 1;
+    if (N >= 2 && N * GU * U <= NC_RNN_SPLIT_MNK) {
+        int threads = nc_threads_for((double)N * (double)GU * (double)U * (double)T,
+                                     (double)(1 << 18));
+        Q->parts = NC_MIN(NC_MIN((size_t)threads, N), (size_t)NC_RNN_MAX_PARTS);
+    }
+    if (Q->parts <= 1) {
+        Q->parts = 1;
+        part(Q, 0, 0);
+    } else {
+        nc_parallel_for_max(Q->parts, (int)Q->parts, part, Q);
+    }
+    for (i = 0; i < Q->parts; i++)
+        if (Q->st[i] != NC_OK) return Q->st[i];
+    return NC_OK;
 }
 
 nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *kernel,
@@ -141,25 +254,25 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
 {
     nc_rnn_layout_ L;
     size_t N, T, I, U, GU, b, j, s, t;
-    real *P, *H, *H0, *C, *TC, *C0, *RH, *REC, *HD;
-    const real *brec = NULL;
-    const real *hp, *cp = NULL, *hr;
-    size_t ldhp, ldhr;
-    int lstm, gru;
+    real *P, *H, *H0, *C, *TC, *C0;
+    int lstm;
     nc_status st;
-    NC_TAG(rnn_step) S;
+    NC_TAG(rnn_seq) Q;
+    NC_TAG(rnn_step) *S = &Q.S;
 
     if (!nc_rnn_desc_ok(d)) return NC_ERR_ARG;
     N = d->batch; T = d->steps; I = d->inputs; U = d->units;
     GU = nc_rnn_gates(d->cell) * U;
     lstm = d->cell == NC_RNN_LSTM;
-    gru = d->cell == NC_RNN_GRU;
     nc_rnn_layout(d, &L);
     P = cache + L.gates; H = cache + L.h; H0 = cache + L.h0;
     C = cache + L.c; TC = cache + L.tc; C0 = cache + L.c0;
-    RH = cache + L.rh; REC = cache + L.rec; HD = cache + L.hd;
-    S.d = d; S.N = N; S.T = T; S.U = U; S.GU = GU;
-    S.P = P; S.H = H; S.C = C; S.TC = TC; S.RH = RH; S.REC = REC; S.mask = mask;
+    memset(&Q, 0, sizeof Q);
+    S->d = d; S->N = N; S->T = T; S->U = U; S->GU = GU; S->b_lo = 0; S->b_hi = N;
+    S->P = P; S->H = H; S->C = C; S->TC = TC; S->RH = cache + L.rh; S->REC = cache + L.rec;
+    S->mask = mask; S->rmask = rmask; S->H0 = H0; S->C0 = C0;
+    Q.task = NC_TAG(rnn_task)(0);
+    Q.R = recurrent_kernel; Q.rmask = rmask; Q.HD = cache + L.hd; Q.zero_h0 = h0 == NULL;
 
     /* every step's input projection in one product, then the input bias */
     st = NC_FN(gemm)(0, 0, N * T, GU, I, R_C(1), x, I, kernel, GU, R_C(0), P, GU);
@@ -169,35 +282,14 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
             real *row = P + b * GU;
             for (j = 0; j < GU; j++) row[j] += bias[j];
         }
-        if (gru) brec = bias + GU;
+        if (d->cell == NC_RNN_GRU) S->brec = bias + GU;
     }
-    S.brec = brec;
     for (j = 0; j < N * U; j++) H0[j] = h0 ? h0[j] : R_C(0);
     if (lstm)
         for (j = 0; j < N * U; j++) C0[j] = c0 ? c0[j] : R_C(0);
 
-    hp = H0; ldhp = U;
-    if (lstm) cp = C0;
-    for (s = 0; s < T; s++) {
-        t = NC_TAG(rnn_t)(d, s);
-        hr = hp; ldhr = ldhp;
-        if (rmask) {
-            for (b = 0; b < N; b++)
-                for (j = 0; j < U; j++) HD[b * U + j] = hp[b * ldhp + j] * rmask[b * U + j];
-            hr = HD; ldhr = U;
-        }
-        if (gru)
-            st = NC_FN(gemm)(0, 0, N, GU, U, R_C(1), hr, ldhr, recurrent_kernel, GU,
-                             R_C(0), REC, GU);
-        else /* straight into the step's pre-activations */
-            st = NC_FN(gemm)(0, 0, N, GU, U, R_C(1), hr, ldhr, recurrent_kernel, GU,
-                             R_C(1), P + t * GU, T * GU);
-        if (st != NC_OK) return st;
-        S.t = t; S.hp = hp; S.cp = cp; S.ldhp = ldhp;
-        NC_TAG(rnn_run_rows)(N, GU, NC_TAG(rnn_fwd_task), &S);
-        hp = H + t * U; ldhp = T * U;
-        if (lstm) cp = C + t * U;
-    }
+    st = NC_TAG(rnn_time_loop)(&Q, NC_TAG(rnn_fwd_part));
+    if (st != NC_OK) return st;
 
     if (y_seq)
         for (b = 0; b < N; b++)
@@ -221,91 +313,6 @@ nc_status NC_FN(rnn_forward)(const nc_rnn_desc *d, const real *x, const real *ke
     return NC_OK;
 }
 
-/* Fused backward of one unmasked row: from dh (and dc) of the step's output
- * state, the pre-activation gradients dpx (input side) and dpr (recurrent
- * side, GRU only: it may be NULL otherwise), and the parts of dh_prev (dhn)
- * and dc_prev (dcn) that do not go through the recurrent kernel. */
-static void NC_TAG(rnn_cell_backward)(const nc_rnn_desc *d, size_t U,
-                                      const real *restrict a, const real *restrict h,
-                                      const real *restrict hp, const real *restrict cp,
-                                      const real *restrict tc, const real *restrict rh,
-                                      const real *restrict dh, const real *restrict dc,
-                                      real *restrict dpx, real *restrict dpr,
-                                      real *restrict dhn, real *restrict dcn)
-{
-    size_t j;
-    switch (d->cell) {
-    case NC_RNN_SIMPLE:
-        NC_FN(act_backward)(d->act, (real)d->param, 1, U, h, dh, dpx);
-        for (j = 0; j < U; j++) dhn[j] = 0;
-        break;
-    case NC_RNN_LSTM: {
-        const real *i = a, *f = a + U, *g = a + 2 * U, *o = a + 3 * U;
-        for (j = 0; j < U; j++) {
-            real dcj = dc[j] + dh[j] * o[j] * (R_C(1) - tc[j] * tc[j]);
-            dpx[j] = dcj * g[j] * i[j] * (R_C(1) - i[j]);
-            dpx[U + j] = dcj * cp[j] * f[j] * (R_C(1) - f[j]);
-            dpx[2 * U + j] = dcj * i[j] * (R_C(1) - g[j] * g[j]);
-            dpx[3 * U + j] = dh[j] * tc[j] * o[j] * (R_C(1) - o[j]);
-            dcn[j] = dcj * f[j];
-            dhn[j] = 0;
-        }
-        break;
-    }
-    case NC_RNN_GRU: {
-        const real *z = a, *r = a + U, *hh = a + 2 * U;
-        for (j = 0; j < U; j++) {
-            real dah = dh[j] * (R_C(1) - z[j]) * (R_C(1) - hh[j] * hh[j]);
-            real daz = dh[j] * (hp[j] - hh[j]) * z[j] * (R_C(1) - z[j]);
-            real dar = dah * rh[j] * r[j] * (R_C(1) - r[j]);
-            dpx[j] = dpr[j] = daz;
-            dpx[U + j] = dpr[U + j] = dar;
-            dpx[2 * U + j] = dah;
-            dpr[2 * U + j] = dah * r[j];
-            dhn[j] = dh[j] * z[j];
-        }
-        break;
-    }
-    default:
-        break;
-    }
-}
-
-static void NC_TAG(rnn_bwd_task)(void *ctx, size_t task, int thread)
-{
-    const NC_TAG(rnn_step) *S = (const NC_TAG(rnn_step) *)ctx;
-    const nc_rnn_desc *d = S->d;
-    size_t T = S->T, U = S->U, GU = S->GU, t = S->t, tp = S->tp, s = S->s, b, j;
-    size_t b0 = task * S->rows, b1 = NC_MIN(S->N, b0 + S->rows);
-    int lstm = d->cell == NC_RNN_LSTM, gru = d->cell == NC_RNN_GRU;
-    const real *P = S->P, *H = S->H, *C = S->CP, *TC = S->TC, *RH = S->RH;
-    real *DPX = S->DPX, *DPR = S->DPR, *DH = S->DH, *DHN = S->DHN, *DC = S->DC,
-         *DCN = S->DCN;
-    (void)thread;
-    for (b = b0; b < b1; b++) {
-        real *dhb = DH + b * U;
-        const real *hpb = s > 0 ? NC_RNN_AT(H, b, tp, U) : S->H0 + b * U;
-        int masked = S->mask && !S->mask[b * T + t];
-        if (S->dy_seq && !masked) {
-            const real *dyb = S->dy_seq + (b * T + s) * U;
-            for (j = 0; j < U; j++) dhb[j] += dyb[j];
-        }
-        if (masked) { /* the state passed through untouched */
-            real *px = NC_RNN_AT(DPX, b, t, GU), *pr = NC_RNN_AT(DPR, b, t, GU);
-            for (j = 0; j < GU; j++) px[j] = pr[j] = 0;
-            for (j = 0; j < U; j++) DHN[b * U + j] = dhb[j];
-            for (j = 0; j < U; j++) DCN[b * U + j] = DC[b * U + j];
-            continue;
-        }
-        NC_TAG(rnn_cell_backward)(
-            d, U, NC_RNN_AT(P, b, t, GU), NC_RNN_AT(H, b, t, U), hpb,
-            lstm ? (s > 0 ? NC_RNN_AT(C, b, tp, U) : S->C0 + b * U) : NULL,
-            lstm ? NC_RNN_AT(TC, b, t, U) : NULL, gru ? NC_RNN_AT(RH, b, t, U) : NULL,
-            dhb, DC + b * U, NC_RNN_AT(DPX, b, t, GU),
-            gru ? NC_RNN_AT(DPR, b, t, GU) : NULL, DHN + b * U, DCN + b * U);
-    }
-}
-
 nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *kernel,
                               const real *recurrent_kernel, const uint8_t *mask,
                               const real *rmask, const real *cache, const real *dy_seq,
@@ -314,61 +321,42 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
                               real *dc0, real *work)
 {
     nc_rnn_layout_ L;
-    size_t N, T, I, U, GU, b, j, s, t, tp = 0;
-    const real *P, *H, *H0, *C, *TC, *C0, *RH;
-    real *DPX, *DPR, *HP, *RT, *DH, *DHN, *DC, *DCN, *TMP, *sw;
-    int lstm, gru;
+    size_t N, T, I, U, GU, b, j, s, t;
+    const real *H, *H0, *RH;
+    real *DPX, *DPR, *HP, *RT, *WT;
+    int gru, grb;
     nc_status st;
-    NC_TAG(rnn_step) S;
+    NC_TAG(rnn_seq) Q;
+    NC_TAG(rnn_step) *S = &Q.S;
 
     if (!nc_rnn_desc_ok(d)) return NC_ERR_ARG;
     N = d->batch; T = d->steps; I = d->inputs; U = d->units;
     GU = nc_rnn_gates(d->cell) * U;
-    lstm = d->cell == NC_RNN_LSTM;
     gru = d->cell == NC_RNN_GRU;
+    grb = d->cell == NC_RNN_GRU_RESET_BEFORE;
     nc_rnn_layout(d, &L);
-    P = cache + L.gates; H = cache + L.h; H0 = cache + L.h0;
-    C = cache + L.c; TC = cache + L.tc; C0 = cache + L.c0; RH = cache + L.rh;
+    H = cache + L.h; H0 = cache + L.h0; RH = cache + L.rh;
     DPX = work + L.dpx; DPR = gru ? work + L.dpr : DPX; HP = work + L.hp;
-    DH = work + L.dh; DHN = work + L.dhn; DC = work + L.dc; DCN = work + L.dcn;
-    TMP = work + L.tmp; RT = work + L.rt;
+    RT = work + L.rt; WT = work + L.wt;
+    memset(&Q, 0, sizeof Q);
     /* the row tasks only read the cache: the casts drop const for the shared struct */
-    S.d = d; S.N = N; S.T = T; S.U = U; S.GU = GU; S.mask = mask; S.dy_seq = dy_seq;
-    S.P = (real *)P; S.H = (real *)H; S.CP = C; S.TC = (real *)TC; S.RH = (real *)RH;
-    S.H0 = H0; S.C0 = C0; S.DPX = DPX; S.DPR = DPR;
+    S->d = d; S->N = N; S->T = T; S->U = U; S->GU = GU; S->b_lo = 0; S->b_hi = N;
+    S->mask = mask; S->dy_seq = dy_seq;
+    S->P = (real *)(cache + L.gates); S->H = (real *)H; S->CP = cache + L.c;
+    S->TC = (real *)(cache + L.tc); S->RH = (real *)RH;
+    S->H0 = H0; S->C0 = cache + L.c0; S->DPX = DPX; S->DPR = DPR; S->rmask = rmask;
+    S->TMP = work + L.tmp;
+    Q.task = NC_TAG(rnn_task)(1);
+    Q.RT = RT; Q.rmask = rmask; Q.dh_last = dh_last; Q.dc_last = dc_last;
+    Q.dh0 = dh0; Q.dc0 = dc0;
+    Q.DH = work + L.dh; Q.DHN = work + L.dhn; Q.DC = work + L.dc; Q.DCN = work + L.dcn;
 
     /* R^T once, so the T products below read it untransposed (no per-step
      * repacking of a transposed operand) */
-    for (j = 0; j < U; j++)
-        for (b = 0; b < GU; b++) RT[b * U + j] = recurrent_kernel[j * GU + b];
+    NC_TAG(rnn_transpose)(U, GU, recurrent_kernel, GU, RT);
 
-    for (j = 0; j < N * U; j++) DH[j] = dh_last ? dh_last[j] : R_C(0);
-    for (j = 0; j < N * U; j++) DC[j] = (lstm && dc_last) ? dc_last[j] : R_C(0);
-
-    for (s = T; s-- > 0;) {
-        t = NC_TAG(rnn_t)(d, s);
-        if (s > 0) tp = NC_TAG(rnn_t)(d, s - 1);
-        S.s = s; S.t = t; S.tp = tp;
-        S.DH = DH; S.DHN = DHN; S.DC = DC; S.DCN = DCN;
-        NC_TAG(rnn_run_rows)(N, GU, NC_TAG(rnn_bwd_task), &S);
-        /* dh_prev += dpr R^T (times the recurrent dropout mask) */
-        if (rmask) {
-            st = NC_FN(gemm)(0, 0, N, U, GU, R_C(1), DPR + t * GU, T * GU, RT, U, R_C(0),
-                             TMP, U);
-            if (st != NC_OK) return st;
-            for (j = 0; j < N * U; j++) DHN[j] += TMP[j] * rmask[j];
-        } else {
-            st = NC_FN(gemm)(0, 0, N, U, GU, R_C(1), DPR + t * GU, T * GU, RT, U, R_C(1),
-                             DHN, U);
-            if (st != NC_OK) return st;
-        }
-        sw = DH; DH = DHN; DHN = sw;
-        sw = DC; DC = DCN; DCN = sw;
-    }
-    if (dh0)
-        for (j = 0; j < N * U; j++) dh0[j] = DH[j];
-    if (dc0 && lstm)
-        for (j = 0; j < N * U; j++) dc0[j] = DC[j];
+    st = NC_TAG(rnn_time_loop)(&Q, NC_TAG(rnn_bwd_part));
+    if (st != NC_OK) return st;
 
     if (dkernel) { /* X^T dpx over every step */
         st = NC_FN(gemm)(1, 0, I, GU, N * T, R_C(1), x, I, DPX, GU, R_C(0), dkernel, GU);
@@ -387,7 +375,16 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
                 else
                     for (j = 0; j < U; j++) dst[j] = src[j];
             }
-        st = NC_FN(gemm)(1, 0, U, GU, N * T, R_C(1), HP, U, DPR, GU, R_C(0), drecurrent, GU);
+        if (grb) { /* z, r from Hprev; h from rh = r * Hprev */
+            st = NC_FN(gemm)(1, 0, U, 2 * U, N * T, R_C(1), HP, U, DPR, GU, R_C(0), drecurrent,
+                             GU);
+            if (st == NC_OK)
+                st = NC_FN(gemm)(1, 0, U, U, N * T, R_C(1), RH, U, DPR + 2 * U, GU, R_C(0),
+                                 drecurrent + 2 * U, GU);
+        } else {
+            st = NC_FN(gemm)(1, 0, U, GU, N * T, R_C(1), HP, U, DPR, GU, R_C(0), drecurrent,
+                             GU);
+        }
         if (st != NC_OK) return st;
     }
     if (dbias) {
@@ -401,8 +398,9 @@ nc_status NC_FN(rnn_backward)(const nc_rnn_desc *d, const real *x, const real *k
                 for (j = 0; j < GU; j++) dbr[j] += DPR[b * GU + j];
         }
     }
-    if (dx) { /* dpx W^T over every step */
-        st = NC_FN(gemm)(0, 1, N * T, I, GU, R_C(1), DPX, GU, kernel, GU, R_C(0), dx, I);
+    if (dx) { /* dpx W^T over every step, W^T formed once: the unpacked path reads it in place */
+        NC_TAG(rnn_transpose)(I, GU, kernel, GU, WT);
+        st = NC_FN(gemm)(0, 0, N * T, I, GU, R_C(1), DPX, GU, WT, I, R_C(0), dx, I);
         if (st != NC_OK) return st;
     }
     return NC_OK;

@@ -289,6 +289,7 @@ cdef extern from "nncore.h" nogil:
         NC_RNN_SIMPLE
         NC_RNN_LSTM
         NC_RNN_GRU
+        NC_RNN_GRU_RESET_BEFORE
         NC_RNN_COUNT_
 
     ctypedef struct nc_rnn_desc:

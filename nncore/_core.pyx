@@ -2190,7 +2190,8 @@ def pool2d_backward(str mode, x_shape, dy, pool_size, strides=None, str padding=
 # Recurrent layers (csrc/rnn.c)
 # ==========================================================================
 
-RNN_CELLS = {"simple": NC_RNN_SIMPLE, "lstm": NC_RNN_LSTM, "gru": NC_RNN_GRU}
+RNN_CELLS = {"simple": NC_RNN_SIMPLE, "lstm": NC_RNN_LSTM, "gru": NC_RNN_GRU,
+             "gru_reset_before": NC_RNN_GRU_RESET_BEFORE}
 
 
 cdef int _rnn_desc(nc_rnn_desc *d, int cell, Py_ssize_t n, Py_ssize_t t, Py_ssize_t i,

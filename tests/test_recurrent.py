@@ -11,8 +11,13 @@ from nncore.layers import GRU, LSTM, Dense, SimpleRNN
 
 from conftest import fd_grad
 
-CELLS = {"simple": SimpleRNN, "lstm": LSTM, "gru": GRU}
-GATES = {"simple": 1, "lstm": 4, "gru": 3}
+def _gru_reset_before(units, **kw):
+    return GRU(units, reset_after=False, **kw)
+
+
+# "gru_rb": Keras' GRU(reset_after=False), the reset gate before the product
+CELLS = {"simple": SimpleRNN, "lstm": LSTM, "gru": GRU, "gru_rb": _gru_reset_before}
+GATES = {"simple": 1, "lstm": 4, "gru": 3, "gru_rb": 3}
 
 
 def _sigmoid(v):
@@ -39,6 +44,13 @@ def ref_rnn(cell, x, W, R, b, h0=None, c0=None, mask=None, rmask=None, go_backwa
             g, o = np.tanh(a[:, 2 * U:3 * U]), _sigmoid(a[:, 3 * U:])
             cn = f * c + i * g
             hn = o * np.tanh(cn)
+        elif cell == "gru_rb":  # Keras' reset_after=False: one bias, r * h before R_h
+            ax = x[:, t] @ W + (0 if b is None else b)
+            ah = hr @ R[:, :2 * U]
+            z = _sigmoid(ax[:, :U] + ah[:, :U])
+            r = _sigmoid(ax[:, U:2 * U] + ah[:, U:])
+            hh = np.tanh(ax[:, 2 * U:] + (r * hr) @ R[:, 2 * U:])
+            hn, cn = z * h + (1 - z) * hh, c
         else:
             bx, bh = (0, 0) if b is None else (b[0], b[1])
             ax, ah = x[:, t] @ W + bx, hr @ R + bh
@@ -301,7 +313,7 @@ def _rel(a, b):
     return float(np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b))
 
 
-@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("cell", sorted(set(CELLS) - {"gru_rb"}))  # torch: reset after only
 def test_parity_with_torch_float32(isa, cell):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(10)
@@ -442,8 +454,9 @@ def test_boundary_rejects_bad_arguments():
         _core.rnn_backward(lstm, x, W, R, np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="sequences"):
         LSTM(3).build((4,))
-    with pytest.raises(NotImplementedError):
-        GRU(3, reset_after=False)
+    with pytest.raises(ValueError, match="bias"):  # reset_after=False: one (3 u,) bias
+        _core.rnn_forward(_core.RNN_CELLS["gru_reset_before"], x, np.zeros((4, 15), np.float32),
+                          np.zeros((5, 15), np.float32), np.zeros((2, 15), np.float32))
     with pytest.raises(ValueError, match="units"):
         LSTM(0)
 
@@ -527,3 +540,55 @@ def test_sigmoid_simple_rnn_as_output_layer_is_not_fused_into_the_loss():
     p = model.predict(x)
     expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
     assert model.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-9)
+
+
+def test_gru_reset_before_is_keras_layout_and_differs_from_reset_after():
+    """GRU(reset_after=False): Keras' weight shapes, config round trip, and a
+    different function from reset_after=True on the same kernels."""
+    rng = np.random.default_rng(15)
+    layer = GRU(4, reset_after=False)
+    layer.build((3, 2))
+    assert [s.shape for s in layer.param_specs] == [(2, 12), (4, 12), (12,)]
+    config = layer.get_config()
+    assert config["reset_after"] is False
+    again = GRU(**config)
+    assert again.reset_after is False and again._cell == "gru_reset_before"
+    assert GRU(4).get_config()["reset_after"] is True
+    W, R, b = _weights("gru_rb", 2, 4, rng)
+    x = rng.normal(size=(2, 3, 2))
+    before = _layer("gru_rb", 4, 2, 3, np.float64, (W, R, b))
+    after = _layer("gru", 4, 2, 3, np.float64, (W, R, np.stack([b, np.zeros_like(b)])))
+    assert np.abs(before.forward(x) - after.forward(x)).max() > 1e-3
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_threads_split_odd_batch_with_state_dropout_and_go_backwards(cell):
+    """The time loop split over threads by batch rows (an odd batch: uneven
+    parts), with an initial state and its gradient, recurrent dropout and
+    go_backwards: the same bits as one thread."""
+    rng = np.random.default_rng(16)
+    n, T, I, U = 5, 6, 4, 96
+    x = rng.normal(size=(n, T, I))
+    weights = _weights(cell, I, U, rng, 0.1)
+    h0, c0 = rng.normal(size=(n, U)), rng.normal(size=(n, U))
+    state = (h0, c0) if cell == "lstm" else h0
+    rmask = np.where(rng.random((n, U)) < 0.5, 0.0, 2.0)
+    layer = _layer(cell, U, I, T, np.float64, weights, return_sequences=True,
+                   go_backwards=True)
+    layer.recurrent_dropout = 0.5
+    old = nncore._core.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            nncore._core.set_num_threads(threads)
+            y = _forward_with_rmask(layer, x, state, None, rmask).copy()
+            dx = layer.backward(np.ones_like(y)).copy()
+            ds = layer.initial_state_grad
+            ds = [a.copy() for a in ds] if cell == "lstm" else [ds.copy()]
+            outs.append([y, dx, *ds] + [layer.grads[k].copy() for k in sorted(layer.grads)])
+    finally:
+        nncore._core.set_num_threads(old)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    ry, _, _ = ref_rnn(cell, x, *weights, h0=h0, c0=c0, rmask=rmask, go_backwards=True)
+    np.testing.assert_allclose(outs[1][0], ry, rtol=1e-12, atol=1e-12)

@@ -12,7 +12,8 @@ nncore and Keras unchanged), with G gates (SimpleRNN 1, LSTM 4, GRU 3):
 
 - ``kernel`` ``(features, G * units)``, ``recurrent_kernel`` ``(units, G * units)``;
 - ``bias`` ``(G * units,)``, or ``(2, 3 * units)`` for a GRU (input and
-  recurrent biases: Keras' ``reset_after=True``, PyTorch's and cuDNN's GRU);
+  recurrent biases: Keras' ``reset_after=True``, PyTorch's and cuDNN's GRU;
+  ``GRU(reset_after=False)`` has one ``(3 * units,)`` bias, as Keras);
 - gate order: LSTM i, f, c, o (PyTorch's i, f, g, o: the same); GRU z, r, h
   (PyTorch's r, z, n: swap the first two blocks).
 
@@ -335,25 +336,30 @@ class LSTM(_RNN):
 
 
 class GRU(_RNN):
-    """Gated recurrent unit (Cho et al., 2014), Keras' GRU with
-    ``reset_after=True`` (the cuDNN/PyTorch form): gates z, r, h;
-    ``hh = tanh(x W_h + b_h + r (h_{t-1} R_h + b'_h))``,
-    ``h_t = z h_{t-1} + (1 - z) hh``. The bias is ``(2, 3 * units)``: input
-    biases, then recurrent biases.
+    """Gated recurrent unit (Cho et al., 2014), Keras' GRU: gates z, r, h;
+    ``h_t = z h_{t-1} + (1 - z) hh``.
+
+    ``reset_after=True`` (the default; the cuDNN/PyTorch form): the reset gate
+    multiplies the recurrent product, ``hh = tanh(x W_h + b_h + r (h_{t-1}
+    R_h + b'_h))``, and the bias is ``(2, 3 * units)``: input biases, then
+    recurrent biases.
+
+    ``reset_after=False`` (Keras' original form, arXiv 1406.1078v1): the reset
+    gate multiplies the state before the product, ``hh = tanh(x W_h + b_h +
+    (r h_{t-1}) R_h)``, with one bias ``(3 * units,)``.
     """
 
     _cell = "gru"
     _gates = 3
 
     def __init__(self, units: int, reset_after: bool = True, **kwargs):
-        if not reset_after:
-            raise NotImplementedError("GRU(reset_after=False) (Keras 1's form) is not "
-                                      "implemented; use reset_after=True (the default)")
         super().__init__(units, **kwargs)
-        self.reset_after = True
+        self.reset_after = bool(reset_after)
+        if not self.reset_after:
+            self._cell = "gru_reset_before"
 
     def _bias_shape(self):
-        return (2, 3 * self.units)
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
     def get_config(self):
-        return dict(super().get_config(), reset_after=True)
+        return dict(super().get_config(), reset_after=self.reset_after)
