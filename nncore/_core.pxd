@@ -370,3 +370,8 @@ cdef extern from "nncore.h" nogil:
                                   size_t n_hidden, const double *v, const double *w,
                                   const double *bv, const double *bh, double *work, double *out)
 # ---- end rbm ----
+
+# ---- rbm binary-left products (csrc/rbm_bin.h) ----
+cdef extern from "rbm_bin.h" nogil:
+    int nc_rbm_set_bin_mode(int mode)
+# ---- end rbm binary ----

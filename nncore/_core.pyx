@@ -2434,3 +2434,16 @@ def rbm_free_energy(v, w, bv, bh, visible="bernoulli"):
                                      <double *>cnp.PyArray_DATA(Wk), <double *>cnp.PyArray_DATA(Y))
     _check_status(st)
     return Y
+
+
+# --------------------------------------------------------------------------
+# RBM binary-left products (csrc/rbm_bin.h)
+# --------------------------------------------------------------------------
+
+def _rbm_binary_mode(int mode=-1):
+    """For tests: the path rbm_update's products take -- 0 chosen by density,
+    1 always the dense GEMM, 2 the binary sums whenever the left operand is
+    binary. Returns the previous mode (mode -1: only read it)."""
+    if mode < -1 or mode > 2:
+        raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
+    return nc_rbm_set_bin_mode(mode)
