@@ -67,6 +67,13 @@ static void rbm_philox_lanes(uint64_t seed, uint64_t stream, uint64_t first,
 
 int nc_rbm_bin_mode_ = 0;
 
+size_t nc_rbm_bin_count_ = 0;
+
+size_t nc_rbm_bin_count(void)
+{
+    return nc_rbm_bin_count_;
+}
+
 int nc_rbm_set_bin_mode(int mode)
 {
     int old = nc_rbm_bin_mode_;
@@ -131,6 +138,7 @@ static void rbm_binmm_run(const nc_rbm_binmm *a, size_t m, size_t nnz, nc_rbm_bi
 {
     int threads = nc_threads_for((double)nnz * (double)a->n, RBM_BIN_GRAIN);
     rbm_binmm_job J;
+    nc_rbm_bin_count_++;
     if (threads <= 1 || m < 2) {
         fn(a, 0, m);
         return;

@@ -64,5 +64,8 @@ size_t nc_rbm_binidx_avx512_f32(size_t m, size_t n, const float *x, size_t ld, u
 extern int nc_rbm_bin_mode_;
 /* Sets it (mode 0..2) and returns the previous one. */
 int nc_rbm_set_bin_mode(int mode);
+/* Binary products run so far (for tests: that the path was taken). */
+extern size_t nc_rbm_bin_count_;
+size_t nc_rbm_bin_count(void);
 
 #endif /* NC_RBM_BIN_H */

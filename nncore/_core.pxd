@@ -374,4 +374,5 @@ cdef extern from "nncore.h" nogil:
 # ---- rbm binary-left products (csrc/rbm_bin.h) ----
 cdef extern from "rbm_bin.h" nogil:
     int nc_rbm_set_bin_mode(int mode)
+    size_t nc_rbm_bin_count()
 # ---- end rbm binary ----

@@ -2447,3 +2447,8 @@ def _rbm_binary_mode(int mode=-1):
     if mode < -1 or mode > 2:
         raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
     return nc_rbm_set_bin_mode(mode)
+
+
+def _rbm_binary_count():
+    """For tests: how many binary-left products have run in this process."""
+    return nc_rbm_bin_count()
