@@ -54,6 +54,7 @@ void nc_rbm_binmm_avx2_f32(const nc_rbm_binmm *a, size_t r0, size_t r1);
 void nc_rbm_binmm_avx512_f32(const nc_rbm_binmm *a, size_t r0, size_t r1);
 size_t nc_rbm_binidx_avx2_f32(size_t m, size_t n, const float *x, size_t ld, uint32_t *ptr,
                               uint32_t *idx);
+void nc_rbm_transpose_avx512_f32(size_t n, size_t k, const float *w, float *wt);
 size_t nc_rbm_binidx_avx512_f32(size_t m, size_t n, const float *x, size_t ld, uint32_t *ptr,
                                 uint32_t *idx);
 #endif

@@ -103,3 +103,49 @@ size_t nc_rbm_binidx_avx512_f32(size_t m, size_t n, const float *x, size_t ld, u
     }
     return c;
 }
+
+/* wt (k x n) = w^T, w n x k: 16 x 16 tiles transposed in registers, so each
+ * store fills a whole 64-byte line of wt (the rest, scalar). */
+void nc_rbm_transpose_avx512_f32(size_t n, size_t k, const float *w, float *wt)
+{
+    size_t n16 = n / 16 * 16, k16 = k / 16 * 16, i0, j0, i, j;
+    for (i0 = 0; i0 < n16; i0 += 16)
+        for (j0 = 0; j0 < k16; j0 += 16) {
+            const float *s = w + i0 * k + j0;
+            float *d = wt + j0 * n + i0;
+            __m512 r[16], t[16];
+            int q;
+            for (q = 0; q < 16; q++) r[q] = _mm512_loadu_ps(s + (size_t)q * k);
+            /* pairs of rows interleaved, then quads, then 128-bit lanes */
+            for (q = 0; q < 16; q += 2) {
+                t[q] = _mm512_unpacklo_ps(r[q], r[q + 1]);
+                t[q + 1] = _mm512_unpackhi_ps(r[q], r[q + 1]);
+            }
+            for (q = 0; q < 16; q += 4) {
+                r[q] = _mm512_shuffle_ps(t[q], t[q + 2], 0x44);
+                r[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], 0xEE);
+                r[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+                r[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+            }
+            /* r[4g + c] holds, in 128-bit lane L, column 4L + c of rows 4g .. 4g+3 */
+            for (q = 0; q < 4; q++) {
+                t[q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);      /* lanes 0,2 | 0,2 */
+                t[4 + q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xDD);  /* lanes 1,3 | 1,3 */
+                t[8 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+                t[12 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xDD);
+            }
+            for (q = 0; q < 4; q++) {
+                /* column 4L + c, L = 0..3: rows 0-3,4-7 from t[c] / t[4+c], 8-15 from t[8+c] / t[12+c] */
+                __m512 a = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);     /* L = 0 */
+                __m512 b = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0x88); /* L = 1 */
+                __m512 c = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xDD);     /* L = 2 */
+                __m512 e = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0xDD); /* L = 3 */
+                _mm512_storeu_ps(d + (size_t)q * n, a);
+                _mm512_storeu_ps(d + (size_t)(4 + q) * n, b);
+                _mm512_storeu_ps(d + (size_t)(8 + q) * n, c);
+                _mm512_storeu_ps(d + (size_t)(12 + q) * n, e);
+            }
+        }
+    for (i = 0; i < n; i++)
+        for (j = (i < n16 ? k16 : 0); j < k; j++) wt[j * n + i] = w[i * k + j];
+}

@@ -101,7 +101,11 @@ static void NC_TAG(rbm_transpose)(size_t n, size_t k, const real *w, real *wt)
 {
     size_t i0, j0, i, j;
 #if NC_REAL_BITS == 32 && defined(RBM_BIN_X86)
-    if (nc_active_isa_ == NC_ISA_AVX512 || nc_active_isa_ == NC_ISA_AVX2) {
+    if (nc_active_isa_ == NC_ISA_AVX512) {
+        nc_rbm_transpose_avx512_f32(n, k, w, wt);
+        return;
+    }
+    if (nc_active_isa_ == NC_ISA_AVX2) {
         nc_gemm_transpose_avx2_f32(w, k, n, k, n, wt);
         return;
     }
