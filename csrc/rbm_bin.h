@@ -23,10 +23,10 @@
 #endif
 
 /*
- * C[i, :] = alpha (sum_{p in row i of A} B[idx[p], :] + sum_{p in row i of A2}
+ * C[i, :] = alpha (sum_{p in row i of A} B[idx[p], :] - sum_{p in row i of A2}
  * B2[idx2[p], :]) + beta C[i, :] for rows r0 <= i < r1, n columns; the second
- * list (ptr2 NULL: none) serves the RBM's gradient [v0; v-]^T [h0; -h-] in
- * one pass. beta 0: C is not read. b, b2, c point to float or double as the
+ * list (ptr2 NULL: none) serves the RBM's gradient v0^T h0 - v-^T h- in one
+ * pass. beta 0: C is not read. b, b2, c point to float or double as the
  * kernel's name says; alpha, beta are converted to it.
  */
 typedef struct nc_rbm_binmm {

@@ -32,8 +32,8 @@ RBM_AINLINE void binrow(const nc_rbm_binmm *a, size_t i, size_t c0, int nv, __m2
             const float *s = b2 + (size_t)a->idx2[p] * a->ldb2;
 #pragma GCC unroll 8
             for (t = 0; t < nv - 1; t++)
-                acc[t] = _mm256_add_ps(acc[t], _mm256_loadu_ps(s + 8 * t));
-            acc[nv - 1] = _mm256_add_ps(acc[nv - 1], _mm256_maskload_ps(s + 8 * (nv - 1), last));
+                acc[t] = _mm256_sub_ps(acc[t], _mm256_loadu_ps(s + 8 * t));
+            acc[nv - 1] = _mm256_sub_ps(acc[nv - 1], _mm256_maskload_ps(s + 8 * (nv - 1), last));
         }
     if ((float)a->beta == 0) {
 #pragma GCC unroll 8

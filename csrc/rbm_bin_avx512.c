@@ -19,6 +19,11 @@ static inline unsigned popcount16(unsigned x)
     return (x + (x >> 8)) & 0x1Fu;
 }
 
+/* Rows of B are picked at random, which the hardware prefetcher cannot
+ * follow: each row is asked for RBM_PF rows ahead of its sums. */
+#ifndef RBM_PF
+#define RBM_PF 6
+#endif
 /* nv vectors of 16 columns from c0, the last one under mask `last` */
 RBM_AINLINE void binrow(const nc_rbm_binmm *a, size_t i, size_t c0, int nv, __mmask16 last)
 {
@@ -32,6 +37,11 @@ RBM_AINLINE void binrow(const nc_rbm_binmm *a, size_t i, size_t c0, int nv, __mm
     for (t = 0; t < nv; t++) acc[t] = _mm512_setzero_ps();
     for (p = a->ptr[i]; p < a->ptr[i + 1]; p++) {
         const float *s = b + (size_t)a->idx[p] * a->ldb;
+        if (p + RBM_PF < a->ptr[i + 1]) {
+            const char *f = (const char *)(b + (size_t)a->idx[p + RBM_PF] * a->ldb);
+#pragma GCC unroll 16
+            for (t = 0; t < nv; t++) _mm_prefetch(f + 64 * t, _MM_HINT_T0);
+        }
 #pragma GCC unroll 16
         for (t = 0; t < nv - 1; t++) acc[t] = _mm512_add_ps(acc[t], _mm512_loadu_ps(s + 16 * t));
         acc[nv - 1] = _mm512_add_ps(acc[nv - 1], _mm512_maskz_loadu_ps(last, s + 16 * (nv - 1)));
@@ -39,10 +49,15 @@ RBM_AINLINE void binrow(const nc_rbm_binmm *a, size_t i, size_t c0, int nv, __mm
     if (a->ptr2)
         for (p = a->ptr2[i]; p < a->ptr2[i + 1]; p++) {
             const float *s = b2 + (size_t)a->idx2[p] * a->ldb2;
+            if (p + RBM_PF < a->ptr2[i + 1]) {
+                const char *f = (const char *)(b2 + (size_t)a->idx2[p + RBM_PF] * a->ldb2);
+#pragma GCC unroll 16
+                for (t = 0; t < nv; t++) _mm_prefetch(f + 64 * t, _MM_HINT_T0);
+            }
 #pragma GCC unroll 16
             for (t = 0; t < nv - 1; t++)
-                acc[t] = _mm512_add_ps(acc[t], _mm512_loadu_ps(s + 16 * t));
-            acc[nv - 1] = _mm512_add_ps(acc[nv - 1],
+                acc[t] = _mm512_sub_ps(acc[t], _mm512_loadu_ps(s + 16 * t));
+            acc[nv - 1] = _mm512_sub_ps(acc[nv - 1],
                                         _mm512_maskz_loadu_ps(last, s + 16 * (nv - 1)));
         }
     if ((float)a->beta == 0) {

@@ -42,7 +42,7 @@ static void NC_TAG(rbm_binmm_ref)(const nc_rbm_binmm *a, size_t r0, size_t r1)
             if (a->ptr2)
                 for (p = a->ptr2[i]; p < a->ptr2[i + 1]; p++) {
                     const real *s = b2 + (size_t)a->idx2[p] * a->ldb2 + c0;
-                    for (j = 0; j < nb; j++) acc[j] += s[j];
+                    for (j = 0; j < nb; j++) acc[j] -= s[j];
                 }
             /* alpha acc + beta c, two roundings (the SIMD kernels' order) */
             if (beta == 0)

@@ -248,11 +248,11 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
         NC_TAG(rbm_bernoulli)(cfg->seed, base | (uint64_t)(2 * k), m * nh, chain);
     }
 
-    /* update: grad W = (v0^T h0 - v-^T h-) / m = V^T H / m with H's lower half negated */
-    for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
+    /* update: grad W = (v0^T h0 - v-^T h-) / m */
     if (nnz0 != (size_t)-1 && nnzn != (size_t)-1 && rbm_bin_worth(nnz0 + nnzn, 2 * m, nv)) {
-        /* v0 and v- binary: row r of the gradient sums the rows of H that
-         * [v0; v-]'s column r selects, and lands in W's (or vel's) row r */
+        /* v0 and v- binary: row r of the gradient is the sum of the rows of
+         * h0 that v0's column r selects minus those of h- that v-'s selects,
+         * and lands in W's (or vel's) row r */
         nc_rbm_binmm a;
         rbm_csc(m, nv, P0, I0, C0, J0);
         rbm_csc(m, nv, PN, IN, CN, JN);
@@ -276,9 +276,12 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
                 w[i] += vel_w[i];
             }
     } else if (mom != 0) {
-        /* vel = mom vel + lr (grad - wd W); W += vel */
+        /* vel = mom vel + lr (grad - wd W); W += vel, with grad = V^T H / m,
+         * V = [v0; v-], H = [h0; -h-]: one product over 2m rows */
+        for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
         memcpy(V, v0, m * nv * sizeof(real));
         st = NC_FN(gemm)(1, 0, nv, nh, 2 * m, scale, V, nv, H, nh, mom, vel_w, nh);
+        for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
         if (st != NC_OK) return st;
         for (i = 0; i < nv * nh; i++) {
             if (wd != 0) vel_w[i] -= lr * wd * w[i];
@@ -286,8 +289,10 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
         }
     } else {
         /* W = (1 - lr wd) W + lr grad, in the product's epilogue */
+        for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
         memcpy(V, v0, m * nv * sizeof(real));
         st = NC_FN(gemm)(1, 0, nv, nh, 2 * m, scale, V, nv, H, nh, R_C(1) - lr * wd, w, nh);
+        for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
         if (st != NC_OK) return st;
     }
     /* biases (no weight decay): column sums of the two halves, in row order */
@@ -304,7 +309,7 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
     }
     for (j = 0; j < nh; j++) HS[j] = 0;
     for (i = 0; i < m; i++)
-        for (j = 0; j < nh; j++) HS[j] += H[i * nh + j] + Hn[i * nh + j];
+        for (j = 0; j < nh; j++) HS[j] += H[i * nh + j] - Hn[i * nh + j];
     for (j = 0; j < nh; j++) {
         if (mom != 0) {
             vel_bh[j] = mom * vel_bh[j] + scale * HS[j];
