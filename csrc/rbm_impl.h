@@ -6,9 +6,14 @@
  *   p(h = 1 | v) = sigmoid(v W + bh)
  *   Bernoulli visibles: p(v = 1 | h) = sigmoid(h W^T + bv)
  *   Gaussian visibles (unit variance): v | h ~ N(h W^T + bv, 1)
- * Every product goes through nc_?gemm (transposes read in place); sigmoids
- * through real.h's vector hook; draws through Philox keyed by (seed, stream,
- * element), so a sample never depends on the thread count.
+ * The update's products whose left operand is binary -- the sampled states
+ * always, the data when it is 0/1 -- are sums of selected rows (rbm_bin.h):
+ * the index lists are built in one pass that also checks the operand, so
+ * non-binary data (or NaN) and operands denser than the cut-off take the
+ * dense nc_?gemm (transposes read in place) instead; gibbs and the free
+ * energy use the GEMM. Sigmoids go through real.h's vector hook; draws
+ * through Philox keyed by (seed, stream, element), so a sample never depends
+ * on the thread count, and neither do the row sums (split by output rows).
  */
 
 /* Bernoulli samples in place: p[i] <- 1 if word i < p[i] 2^32 else 0, word i

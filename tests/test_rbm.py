@@ -487,3 +487,19 @@ def test_binary_products_bit_for_bit_at_any_thread_count(bin_mode):
         nncore.set_num_threads(before)
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("m,nh", [(3, 45), (4, 64), (5, 77)])
+def test_bernoulli_draws_float32_are_the_philox_words(isa, m, nh):
+    """float32 at every level (AVX-512 compares in float, in registers): p = 0.5
+    everywhere gives exactly the top bits of the documented words, over whole
+    64-draw rounds and tails."""
+    nv, seed, step = 4, 2 ** 40 + 99, 5
+    w = np.zeros((nv, nh), np.float32)
+    chain = np.zeros((m, nh), np.float32)
+    work = np.empty(_core.rbm_work_size(m, nv, nh), np.float32)
+    _core.rbm_update(np.zeros((m, nv), np.float32), w, np.zeros(nv, np.float32),
+                     np.zeros(nh, np.float32), work, step, seed, persistent=True, chain=chain,
+                     learning_rate=1e-30)
+    want = (words(seed, step << 16 | 2, m * nh) < 2 ** 31).reshape(m, nh)
+    np.testing.assert_array_equal(chain, want)
