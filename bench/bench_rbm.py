@@ -10,6 +10,10 @@ again on float32 input ("sklearn float32"). extra_info["pseudo_likelihood"]
 is the mean of score_samples over the 10,000 test images (averaged over 5
 calls, since each flips random bits) so speed is read beside quality.
 Threads: every library limited to 1, then 2 (threadpoolctl for scikit-learn's BLAS).
+nncore's products here are mostly sums of selected rows (csrc/rbm_bin.h): the
+data, the sampled visibles and the sampled hiddens are all 0/1 and sparse
+(~16% and ~20% ones), so the case measures that path; dense data would take
+the GEMM (see tests/test_rbm.py for the two compared).
 Run: pytest bench/bench_rbm.py ; ratios: python bench/compare.py bench/bench_rbm.py
 Quick (CI): BENCH_QUICK=1 pytest bench/bench_rbm.py --benchmark-disable
 """

@@ -6,9 +6,14 @@
  *   p(h = 1 | v) = sigmoid(v W + bh)
  *   Bernoulli visibles: p(v = 1 | h) = sigmoid(h W^T + bv)
  *   Gaussian visibles (unit variance): v | h ~ N(h W^T + bv, 1)
- * Every product goes through nc_?gemm (transposes read in place); sigmoids
- * through real.h's vector hook; draws through Philox keyed by (seed, stream,
- * element), so a sample never depends on the thread count.
+ * The update's products whose left operand is binary -- the sampled states
+ * always, the data when it is 0/1 -- are sums of selected rows (rbm_bin.h):
+ * the index lists are built in one pass that also checks the operand, so
+ * non-binary data (or NaN) and operands denser than the cut-off take the
+ * dense nc_?gemm (transposes read in place) instead; gibbs and the free
+ * energy use the GEMM. Sigmoids go through real.h's vector hook; draws
+ * through Philox keyed by (seed, stream, element), so a sample never depends
+ * on the thread count, and neither do the row sums (split by output rows).
  */
 
 /* Bernoulli samples in place: p[i] <- 1 if word i < p[i] 2^32 else 0, word i
@@ -76,6 +81,89 @@ static nc_status NC_TAG(rbm_visible)(nc_rbm_visible kind, size_t m, size_t nv, s
                            m, nv, bv, v, nv);
 }
 
+/* The binary-left kernels of the level in force (rbm_bin.h). */
+static size_t NC_TAG(rbm_binidx)(size_t m, size_t n, const real *x, size_t ld, uint32_t *ptr,
+                                 uint32_t *idx)
+{
+#if NC_REAL_BITS == 32 && defined(RBM_BIN_X86)
+    if (nc_active_isa_ == NC_ISA_AVX512) return nc_rbm_binidx_avx512_f32(m, n, x, ld, ptr, idx);
+    if (nc_active_isa_ == NC_ISA_AVX2) return nc_rbm_binidx_avx2_f32(m, n, x, ld, ptr, idx);
+#endif
+    return NC_TAG(rbm_binidx_ref)(m, n, x, ld, ptr, idx);
+}
+
+static nc_rbm_binmm_fn NC_TAG(rbm_binmm_pick)(void)
+{
+#if NC_REAL_BITS == 32 && defined(RBM_BIN_X86)
+    if (nc_active_isa_ == NC_ISA_AVX512) return nc_rbm_binmm_avx512_f32;
+    if (nc_active_isa_ == NC_ISA_AVX2) return nc_rbm_binmm_avx2_f32;
+#endif
+    return NC_TAG(rbm_binmm_ref);
+}
+
+/* wt (k x n) = w^T, w n x k */
+static void NC_TAG(rbm_transpose)(size_t n, size_t k, const real *w, real *wt)
+{
+    size_t i0, j0, i, j;
+#if NC_REAL_BITS == 32 && defined(RBM_BIN_X86)
+    if (nc_active_isa_ == NC_ISA_AVX512) {
+        nc_rbm_transpose_avx512_f32(n, k, w, wt);
+        return;
+    }
+    if (nc_active_isa_ == NC_ISA_AVX2) {
+        nc_gemm_transpose_avx2_f32(w, k, n, k, n, wt);
+        return;
+    }
+#endif
+    for (i0 = 0; i0 < n; i0 += 16)
+        for (j0 = 0; j0 < k; j0 += 16)
+            for (i = i0; i < NC_MIN(n, i0 + 16); i++)
+                for (j = j0; j < NC_MIN(k, j0 + 16); j++) wt[j * n + i] = w[i * k + j];
+}
+
+/* The products of one update whose left operand may be binary. */
+typedef struct NC_TAG(rbm_ws) {
+    real *wt;      /* W^T, filled on first use (W changes only at the update's end) */
+    int wt_ready;
+} NC_TAG(rbm_ws);
+
+/*
+ * out (m x n) = x W (trans 0, W k x n) or x W^T (trans 1, W n x k), x m x k.
+ * When the binary path may run, x's CSR lists are built into (ptr, idx) and
+ * *nnz gets their count ((size_t)-1: x is not binary, or the path is off);
+ * the sums run when x is binary and sparse enough, else the dense GEMM.
+ */
+static nc_status NC_TAG(rbm_left)(NC_TAG(rbm_ws) *ws, size_t m, size_t k, size_t n,
+                                  const real *x, int trans, const real *w, real *out,
+                                  uint32_t *ptr, uint32_t *idx, size_t *nnz)
+{
+    size_t cnt = (size_t)-1;
+    /* (lists index in 32 bits) */
+    if (rbm_bin_enabled(NC_REAL_BITS) && (double)m * (double)k < 4e9) cnt = NC_TAG(rbm_binidx)(m, k, x, k, ptr, idx);
+    if (nnz) *nnz = cnt;
+    if (rbm_bin_worth(cnt, m, k)) {
+        nc_rbm_binmm a;
+        if (trans && !ws->wt_ready) {
+            NC_TAG(rbm_transpose)(n, k, w, ws->wt);
+            ws->wt_ready = 1;
+        }
+        memset(&a, 0, sizeof a);
+        a.n = n;
+        a.ptr = ptr;
+        a.idx = idx;
+        a.b = trans ? ws->wt : w;
+        a.ldb = n;
+        a.alpha = 1;
+        a.beta = 0;
+        a.c = out;
+        a.ldc = n;
+        rbm_binmm_run(&a, m, cnt, NC_TAG(rbm_binmm_pick)());
+        return NC_OK;
+    }
+    return trans ? NC_FN(gemm)(0, 1, m, n, k, R_C(1), x, k, w, k, R_C(0), out, n)
+                 : NC_FN(gemm)(0, 0, m, n, k, R_C(1), x, k, w, n, R_C(0), out, n);
+}
+
 /* Sum of squared differences, in double in a fixed order. */
 static double NC_TAG(rbm_sq_err)(size_t n, const real *a, const real *b)
 {
@@ -94,13 +182,21 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
                             real *work, double *recon_err)
 {
     /* work: V (2m x nv) = [v0; v-], H (2m x nh) = [h0; -h-], HS (m x nh) hidden
-     * samples, R (m x nv) reconstruction; V^T H is then the whole gradient of W
-     * in one product over 2m rows. */
+     * samples, R (m x nv) reconstruction, W^T (nh x nv); V^T H is then the
+     * whole gradient of W in one product over 2m rows. Then the index lists
+     * of the binary products (see nc_rbm_work_size). */
     real *V = work, *H = V + 2 * m * nv, *HS = H + 2 * m * nh, *R = HS + m * nh;
     real *Vn = V + m * nv, *Hn = H + m * nh;
+    uint32_t *P0 = (uint32_t *)(R + m * nv + nv * nh), *I0 = P0 + (m + 1);
+    uint32_t *PN = I0 + m * nv + 16, *IN = PN + (m + 1);
+    uint32_t *PH = IN + m * nv + 16, *IH = PH + (m + 1);
+    uint32_t *C0 = IH + m * nh + 16, *J0 = C0 + nv + 2, *CN = J0 + m * nv, *JN = CN + nv + 2;
+    NC_TAG(rbm_ws) ws;
+    size_t nnz0 = (size_t)-1, nnzn = (size_t)-1;
     const real *hs;
     const real lr = (real)cfg->learning_rate, mom = (real)cfg->momentum;
     const real wd = (real)cfg->weight_decay, scale = lr / (real)(m ? m : 1);
+    const nc_act vis_act = cfg->visible == NC_RBM_GAUSSIAN ? NC_ACT_IDENTITY : NC_ACT_SIGMOID;
     uint64_t base = step << 16;
     int t, k = cfg->cd_k;
     size_t i, j;
@@ -111,10 +207,12 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
     if (mom != 0 && (vel_w == NULL || vel_bv == NULL || vel_bh == NULL)) return NC_ERR_ARG;
     if (recon_err) *recon_err = 0;
     if (m == 0) return NC_OK;
+    ws.wt = R + m * nv;
+    ws.wt_ready = 0;
 
-    /* positive phase */
-    memcpy(V, v0, m * nv * sizeof(real));
-    st = NC_TAG(rbm_hidden)(m, nv, nh, v0, w, bh, H, nh);
+    /* positive phase (v0's lists are kept for the gradient) */
+    st = NC_TAG(rbm_left)(&ws, m, nv, nh, v0, 0, w, H, P0, I0, &nnz0);
+    if (st == NC_OK) st = NC_FN(bias_act)(NC_ACT_SIGMOID, 0, m, nh, bh, H, nh);
     if (st != NC_OK) return st;
     if (!cfg->persistent || recon_err) {
         memcpy(HS, H, m * nh * sizeof(real));
@@ -122,7 +220,8 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
     }
     if (cfg->persistent && recon_err) {
         /* the chain is not a reconstruction of v0: one more product for it */
-        st = NC_TAG(rbm_visible)(cfg->visible, m, nv, nh, HS, w, bv, R);
+        st = NC_TAG(rbm_left)(&ws, m, nh, nv, HS, 1, w, R, PH, IH, NULL);
+        if (st == NC_OK) st = NC_FN(bias_act)(vis_act, 0, m, nv, bv, R, nv);
         if (st != NC_OK) return st;
         *recon_err = NC_TAG(rbm_sq_err)(m * nv, v0, R);
     }
@@ -130,7 +229,8 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
 
     /* negative phase: k steps of block Gibbs sampling */
     for (t = 1; t <= k; t++) {
-        st = NC_TAG(rbm_visible)(cfg->visible, m, nv, nh, hs, w, bv, Vn);
+        st = NC_TAG(rbm_left)(&ws, m, nh, nv, hs, 1, w, Vn, PH, IH, NULL);
+        if (st == NC_OK) st = NC_FN(bias_act)(vis_act, 0, m, nv, bv, Vn, nv);
         if (st != NC_OK) return st;
         if (t == 1 && !cfg->persistent && recon_err)
             *recon_err = NC_TAG(rbm_sq_err)(m * nv, v0, Vn);
@@ -139,7 +239,8 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
          * recommends for learning */
         if (cfg->visible == NC_RBM_BERNOULLI)
             NC_TAG(rbm_bernoulli)(cfg->seed, base | (uint64_t)(2 * t - 1), m * nv, Vn);
-        st = NC_TAG(rbm_hidden)(m, nv, nh, Vn, w, bh, Hn, nh);
+        st = NC_TAG(rbm_left)(&ws, m, nv, nh, Vn, 0, w, Hn, PN, IN, &nnzn);
+        if (st == NC_OK) st = NC_FN(bias_act)(NC_ACT_SIGMOID, 0, m, nh, bh, Hn, nh);
         if (st != NC_OK) return st;
         if (t < k) {
             memcpy(HS, Hn, m * nh * sizeof(real));
@@ -152,11 +253,40 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
         NC_TAG(rbm_bernoulli)(cfg->seed, base | (uint64_t)(2 * k), m * nh, chain);
     }
 
-    /* update: grad W = (v0^T h0 - v-^T h-) / m = V^T H / m with H's lower half negated */
-    for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
-    if (mom != 0) {
-        /* vel = mom vel + lr (grad - wd W); W += vel */
+    /* update: grad W = (v0^T h0 - v-^T h-) / m */
+    if (nnz0 != (size_t)-1 && nnzn != (size_t)-1 && rbm_bin_worth(nnz0 + nnzn, 2 * m, nv)) {
+        /* v0 and v- binary: row r of the gradient is the sum of the rows of
+         * h0 that v0's column r selects minus those of h- that v-'s selects,
+         * and lands in W's (or vel's) row r */
+        nc_rbm_binmm a;
+        rbm_csc(m, nv, P0, I0, C0, J0);
+        rbm_csc(m, nv, PN, IN, CN, JN);
+        a.n = nh;
+        a.ptr = C0;
+        a.idx = J0;
+        a.b = H;
+        a.ldb = nh;
+        a.ptr2 = CN;
+        a.idx2 = JN;
+        a.b2 = Hn;
+        a.ldb2 = nh;
+        a.alpha = scale;
+        a.beta = mom != 0 ? mom : R_C(1) - lr * wd;
+        a.c = mom != 0 ? vel_w : w;
+        a.ldc = nh;
+        rbm_binmm_run(&a, nv, nnz0 + nnzn, NC_TAG(rbm_binmm_pick)());
+        if (mom != 0)
+            for (i = 0; i < nv * nh; i++) {
+                if (wd != 0) vel_w[i] -= lr * wd * w[i];
+                w[i] += vel_w[i];
+            }
+    } else if (mom != 0) {
+        /* vel = mom vel + lr (grad - wd W); W += vel, with grad = V^T H / m,
+         * V = [v0; v-], H = [h0; -h-]: one product over 2m rows */
+        for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
+        memcpy(V, v0, m * nv * sizeof(real));
         st = NC_FN(gemm)(1, 0, nv, nh, 2 * m, scale, V, nv, H, nh, mom, vel_w, nh);
+        for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
         if (st != NC_OK) return st;
         for (i = 0; i < nv * nh; i++) {
             if (wd != 0) vel_w[i] -= lr * wd * w[i];
@@ -164,13 +294,16 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
         }
     } else {
         /* W = (1 - lr wd) W + lr grad, in the product's epilogue */
+        for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
+        memcpy(V, v0, m * nv * sizeof(real));
         st = NC_FN(gemm)(1, 0, nv, nh, 2 * m, scale, V, nv, H, nh, R_C(1) - lr * wd, w, nh);
+        for (i = 0; i < m * nh; i++) Hn[i] = -Hn[i];
         if (st != NC_OK) return st;
     }
     /* biases (no weight decay): column sums of the two halves, in row order */
     for (j = 0; j < nv; j++) R[j] = 0;
     for (i = 0; i < m; i++)
-        for (j = 0; j < nv; j++) R[j] += V[i * nv + j] - Vn[i * nv + j];
+        for (j = 0; j < nv; j++) R[j] += v0[i * nv + j] - Vn[i * nv + j];
     for (j = 0; j < nv; j++) {
         if (mom != 0) {
             vel_bv[j] = mom * vel_bv[j] + scale * R[j];
@@ -181,7 +314,7 @@ nc_status NC_FN(rbm_update)(const nc_rbm_config *cfg, uint64_t step, size_t m, s
     }
     for (j = 0; j < nh; j++) HS[j] = 0;
     for (i = 0; i < m; i++)
-        for (j = 0; j < nh; j++) HS[j] += H[i * nh + j] + Hn[i * nh + j];
+        for (j = 0; j < nh; j++) HS[j] += H[i * nh + j] - Hn[i * nh + j];
     for (j = 0; j < nh; j++) {
         if (mom != 0) {
             vel_bh[j] = mom * vel_bh[j] + scale * HS[j];

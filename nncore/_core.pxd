@@ -441,3 +441,10 @@ cdef extern from "nncore.h" nogil:
         size_t done
     nc_status nc_splan_fit(size_t n_steps, const nc_plan_step_f32 *steps, nc_plan_fit *fit)
     nc_status nc_dplan_fit(size_t n_steps, const nc_plan_step_f64 *steps, nc_plan_fit *fit)
+
+
+# ---- rbm binary-left products (csrc/rbm_bin.h) ----
+cdef extern from "rbm_bin.h" nogil:
+    int nc_rbm_set_bin_mode(int mode)
+    size_t nc_rbm_bin_count()
+# ---- end rbm binary ----

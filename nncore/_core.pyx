@@ -2923,3 +2923,21 @@ def _plan_sparse(int mode):
         raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
     nc_plan_sparse_ = mode
     return previous
+
+
+# --------------------------------------------------------------------------
+# RBM binary-left products (csrc/rbm_bin.h)
+# --------------------------------------------------------------------------
+
+def _rbm_binary_mode(int mode=-1):
+    """For tests: the path rbm_update's products take -- 0 chosen by density,
+    1 always the dense GEMM, 2 the binary sums whenever the left operand is
+    binary. Returns the previous mode (mode -1: only read it)."""
+    if mode < -1 or mode > 2:
+        raise ValueError(f"mode must be 0, 1 or 2, got {mode}")
+    return nc_rbm_set_bin_mode(mode)
+
+
+def _rbm_binary_count():
+    """For tests: how many binary-left products have run in this process."""
+    return nc_rbm_bin_count()

@@ -9,7 +9,11 @@ pre-trains them greedily and hands the weights to an ``nncore.Sequential`` MLP
 for supervised fine-tuning.
 
 Each mini-batch update is one engine call (csrc/rbm_impl.h); its buffers are
-allocated once per ``fit``. Every draw comes from the engine's Philox
+allocated once per ``fit``. Products with a 0/1 operand (the sampled states,
+and the data when it is binary, checked batch by batch as the engine indexes
+it) are computed as sums of the selected weight rows (csrc/rbm_bin.h), a
+fraction of a dense product's work at the usual densities; other data takes
+the dense GEMM, with the same results up to rounding. Every draw comes from the engine's Philox
 generator keyed by the seed, the update number and the element, so a seed
 reproduces a run bit for bit at any thread count. Streams under one seed:
 0 initial weights, ``step << 16 | d`` (step >= 1) the draws of update

@@ -381,3 +381,125 @@ def test_dbn_greedy_pretraining_and_to_sequential(digits):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     hist = model.fit(x, y, batch_size=32, epochs=3, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
+
+
+# ------------------------------------------------- binary-left products (rbm_bin.h)
+@pytest.fixture
+def bin_mode():
+    """Set the products' path (0 chosen, 1 dense, 2 binary when binary); restored after."""
+    before = _core._rbm_binary_mode()
+    yield lambda mode: _core._rbm_binary_mode(mode)
+    _core._rbm_binary_mode(before)
+
+
+def binary_case(dtype, nv, nh, m, density, seed=0):
+    rng = np.random.default_rng(seed)
+    v0 = (rng.random((m, nv)) < density).astype(dtype)
+    w = rng.normal(0, 0.3, (nv, nh)).astype(dtype)
+    bv = (rng.normal(0, 0.1, nv) - 1.5).astype(dtype)
+    bh = (rng.normal(0, 0.1, nh) - 1.5).astype(dtype)
+    chain = (rng.random((m, nh)) < 0.2).astype(dtype)
+    vel = tuple(rng.normal(0, 0.01, a.shape).astype(dtype) for a in (w, bv, bh))
+    return v0, w, bv, bh, chain, vel
+
+
+def run_update(case, **kw):
+    v0, w, bv, bh, chain, vel = case
+    ch, velc = chain.copy(), tuple(a.copy() for a in vel)
+    got = engine_update(v0, w, bv, bh, 77, 3, chain=ch, vel_w=velc[0], vel_bv=velc[1],
+                        vel_bh=velc[2], learning_rate=0.3, **kw)
+    return got[:3] + (ch,) + velc + (got[3],)
+
+
+# shapes aimed at the kernels' column blocks: 256 / 128 / 16 (AVX-512), 64 / 8 (AVX2),
+# masked tails, and one row
+SHAPES = [(40, 24, 6), (37, 300, 5), (256, 256, 64), (19, 129, 1), (300, 17, 9)]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 3e-5)])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kw", [dict(), dict(persistent=True, cd_k=2),
+                                dict(persistent=True, momentum=0.5, weight_decay=0.01)])
+def test_binary_products_match_dense(isa, bin_mode, dtype, tol, shape, kw):
+    """The same update through the dense GEMM and through the row sums: equal to
+    rounding, with the same samples; and the row sums did run (double: only at the
+    portable level, by design)."""
+    nv, nh, m = shape
+    case = binary_case(dtype, nv, nh, m, 0.15)
+    bin_mode(1)
+    dense = run_update(case, **kw)
+    bin_mode(2)
+    before = _core._rbm_binary_count()
+    binary = run_update(case, **kw)
+    ran = _core._rbm_binary_count() - before
+    if dtype == np.float32 or isa == "ref":
+        assert ran >= 3  # v0 W, the chain's W^T, v- W (and the gradient)
+    else:
+        assert ran == 0
+    for g, r in zip(binary[:-1], dense[:-1]):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(binary[3], dense[3])  # the new chain
+    assert binary[-1] == pytest.approx(dense[-1], rel=tol * 10)
+
+
+def test_non_binary_or_dense_operands_take_the_gemm(bin_mode):
+    """Data that is not 0/1 (or NaN) falls back to the dense product, and so do
+    dense binary operands when the path is chosen by density."""
+    v0, w, bv, bh, chain, vel = binary_case(np.float32, 64, 48, 16, 0.15)
+    case = (v0 * np.float32(0.5), w, bv, bh, chain, vel)
+    bin_mode(1)
+    dense = run_update(case)
+    bin_mode(2)
+    before = _core._rbm_binary_count()
+    got = run_update(case)
+    # v0 is graded: v0 W and the gradient go dense; h's sample W^T and v- W are binary
+    assert _core._rbm_binary_count() - before == 2
+    for g, r in zip(got[:3], dense[:3]):
+        np.testing.assert_allclose(g, r, rtol=3e-5, atol=3e-5)
+    bad = v0.copy()
+    bad[3, 5] = np.nan
+    before = _core._rbm_binary_count()
+    run_update((bad, w, bv, bh, chain, vel))
+    assert _core._rbm_binary_count() - before == 2
+    bin_mode(0)
+    full = binary_case(np.float32, 64, 48, 16, 0.9)
+    before = _core._rbm_binary_count()
+    run_update((full[0],) + full[1:])
+    ran = _core._rbm_binary_count() - before
+    bin_mode(2)
+    before = _core._rbm_binary_count()
+    run_update((full[0],) + full[1:])
+    assert _core._rbm_binary_count() - before > ran
+
+
+def test_binary_products_bit_for_bit_at_any_thread_count(bin_mode):
+    """Big enough for the row sums to split between threads: the same bits."""
+    bin_mode(2)
+    case = binary_case(np.float32, 256, 256, 64, 0.2, seed=5)
+    before = nncore.get_num_threads()
+    try:
+        runs = []
+        for threads in (1, 2):
+            nncore.set_num_threads(threads)
+            runs.append(run_update(case, persistent=True, cd_k=2))
+    finally:
+        nncore.set_num_threads(before)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("m,nh", [(3, 45), (4, 64), (5, 77)])
+def test_bernoulli_draws_float32_are_the_philox_words(isa, m, nh):
+    """float32 at every level (AVX-512 compares in float, in registers): p = 0.5
+    everywhere gives exactly the top bits of the documented words, over whole
+    64-draw rounds and tails."""
+    nv, seed, step = 4, 2 ** 40 + 99, 5
+    w = np.zeros((nv, nh), np.float32)
+    chain = np.zeros((m, nh), np.float32)
+    work = np.empty(_core.rbm_work_size(m, nv, nh), np.float32)
+    _core.rbm_update(np.zeros((m, nv), np.float32), w, np.zeros(nv, np.float32),
+                     np.zeros(nh, np.float32), work, step, seed, persistent=True, chain=chain,
+                     learning_rate=1e-30)
+    want = (words(seed, step << 16 | 2, m * nh) < 2 ** 31).reshape(m, nh)
+    np.testing.assert_array_equal(chain, want)
