@@ -81,9 +81,13 @@ if [ "$DO_ASAN" = 1 ]; then
     echo "== ASan+UBSan: pytest ${SEL[*]}"
     # detect_leaks=0: CPython keeps its interned objects and arenas to the end on
     # purpose. The engine's own leaks are valgrind's job below.
+    # No detect_stack_use_after_return: GCC's fake stack frames do not keep the
+    # 64-byte alignment of __m512 locals (the AVX-512 GEMM tiles' accumulators),
+    # so the compiler's aligned spills fault there (seen with Debian's python3.11,
+    # not with every interpreter build); the engine returns no pointers to locals.
     # HYPOTHESIS_PROFILE=ci keeps tests/test_fuzz.py's example counts modest.
     (cd "$WORK" && env LD_PRELOAD="$LIBASAN" \
-        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1" \
+        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:check_initialization_order=1" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
         PYTHONMALLOC=malloc HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}" \
         "$PY" -m pytest -q -p no:cacheprovider -x "${SEL[@]}") || status=1
