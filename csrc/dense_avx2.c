@@ -29,17 +29,6 @@ static __m256i nc_sp_mask64(size_t cnt)
 #define MASK(cnt) nc_sp_mask32(cnt)
 #define FN nc_ssparse_rows_avx2
 #include "dense_sparse_x86.h"
-#undef T
-#undef VT
-#undef MT
-#undef L
-#undef VZERO
-#undef VLOADM
-#undef VSET1
-#undef VFMA
-#undef VSTOREM
-#undef MASK
-#undef FN
 
 #define T double
 #define VT __m256d

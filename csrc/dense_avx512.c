@@ -17,17 +17,6 @@
 #define MASK(cnt) ((__mmask16)((cnt) >= 16 ? 0xffffu : ((1u << (cnt)) - 1u)))
 #define FN nc_ssparse_rows_avx512
 #include "dense_sparse_x86.h"
-#undef T
-#undef VT
-#undef MT
-#undef L
-#undef VZERO
-#undef VLOADM
-#undef VSET1
-#undef VFMA
-#undef VSTOREM
-#undef MASK
-#undef FN
 
 #define T double
 #define VT __m512d

@@ -1,8 +1,8 @@
 /*
  * dense_sparse_x86.h -- dense_sparse.h's sparse kernels in vector registers,
  * included by dense_avx2.c and dense_avx512.c once per precision after
- * defining T, VT, MT, L, VZERO, VLOAD, VLOADM, VSET1, VFMA, VSTORE, VSTOREM,
- * MASK and FN.
+ * defining T, VT, MT, L, VZERO, VLOADM, VSET1, VFMA, VSTOREM,
+ * MASK and FN (all undefined again at the end).
  *
  * Every nonzero costs n / L multiply-adds against a row of B; where that
  * row comes from decides the speed. Rows fetched from L2 per nonzero (and
@@ -78,3 +78,15 @@ void FN(size_t m, size_t n, size_t bk, const int32_t *ptr, const int32_t *idx, c
 #undef NV
 #undef SV
 #undef SMALL_B
+/* the includer's parameters too, so that it can define them anew */
+#undef T
+#undef VT
+#undef MT
+#undef L
+#undef VZERO
+#undef VLOADM
+#undef VSET1
+#undef VFMA
+#undef VSTOREM
+#undef MASK
+#undef FN
