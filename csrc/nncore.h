@@ -302,7 +302,9 @@ nc_status nc_dplan_train_step(size_t n_steps, const nc_plan_step_f64 *steps, siz
 
 /*
  * L1/L2 penalty of n weights, in one pass: *penalty = l1 sum|w| + l2 sum w^2
- * (accumulated in double) and, when g is not NULL, g += l1 sign(w) + 2 l2 w.
+ * (accumulated in double, in a fixed order: the same at every ISA level and
+ * the same as nc_?optim_step_penalized's) and, when g is not NULL,
+ * g += l1 sign(w) + 2 l2 w.
  */
 nc_status nc_spenalty(size_t n, const float *w, float *g, double l1, double l2,
                       double *penalty);
@@ -410,6 +412,29 @@ nc_status nc_soptim_step(const nc_optim_config *cfg, size_t n, float *params,
                          const float *grads, float *state, int64_t step);
 nc_status nc_doptim_step(const nc_optim_config *cfg, size_t n, double *params,
                          const double *grads, double *state, int64_t step);
+
+/* A penalized run of a flat parameter buffer: elements [offset, offset + n)
+ * get nc_?penalty(l1, l2). */
+typedef struct nc_penalty_seg {
+    size_t offset, n;
+    double l1, l2;
+} nc_penalty_seg;
+
+/*
+ * nc_?penalty on each of n_seg segments (sorted by offset, disjoint, inside
+ * the n parameters), then nc_?optim_step, in one pass: the same parameters,
+ * state and penalty[j] values, bit for bit, as those calls, without the
+ * penalty's own pass over the weights and gradients. grads is left as given
+ * (each penalty's gradient is added on the fly). NC_ERR_ARG as
+ * nc_?optim_step, for misplaced segments, and with clipnorm (whose norm is
+ * of the penalized gradient); NC_ERR_NOMEM is possible past 4M parameters.
+ */
+nc_status nc_soptim_step_penalized(const nc_optim_config *cfg, size_t n, float *params,
+                                   const float *grads, float *state, int64_t step,
+                                   size_t n_seg, const nc_penalty_seg *seg, double *penalty);
+nc_status nc_doptim_step_penalized(const nc_optim_config *cfg, size_t n, double *params,
+                                   const double *grads, double *state, int64_t step,
+                                   size_t n_seg, const nc_penalty_seg *seg, double *penalty);
 
 /* The sum of squares of n elements, accumulated in double in a fixed order
  * (the same at every ISA level and thread count). */

@@ -4,6 +4,7 @@
  * precision-free parts (defaults, state sizes) live here. The same loops are
  * compiled for AVX2 and AVX-512 in optim_avx2.c / optim_avx512.c.
  */
+#include <stdlib.h>
 #include "internal.h"
 
 #define NC_OPTIM_ISA ref

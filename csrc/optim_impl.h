@@ -25,10 +25,27 @@
 #define NC_OPTIM_CHUNK 65536
 #endif
 
+#include "penalty_impl.h"
+
 #define NC_OPT_CAT2(a, b) a##_##b
 #define NC_OPT_CAT(a, b) NC_OPT_CAT2(a, b)
 #undef NC_OPTIM_TASK
 #define NC_OPTIM_TASK NC_OPT_CAT(NC_TAG(nc_optim_task), NC_OPTIM_ISA)
+#undef NC_PENALTY_KERNEL
+#define NC_PENALTY_KERNEL NC_OPT_CAT(NC_TAG(nc_penalty_block), NC_OPTIM_ISA)
+
+/* Elements a penalized task sums, then steps, at a time (in L1). */
+#define NC_PEN_SUB 2048
+
+#ifndef NC_OPTIM_PIECE_
+#define NC_OPTIM_PIECE_
+/* A task of a penalized step: len elements from lo, of penalty segment seg
+ * (its block starting at lo), or of no segment (seg < 0). */
+typedef struct nc_optim_piece {
+    size_t lo, len;
+    long seg;
+} nc_optim_piece;
+#endif
 
 /* Everything one task needs: the buffers and the per-step coefficients. */
 typedef struct NC_TAG(optim_job) {
@@ -42,21 +59,37 @@ typedef struct NC_TAG(optim_job) {
     real wd;   /* L2 coefficient added to the gradient (0 when off or AdamW) */
     real dec;  /* decoupled decay factor 1 - lr * wd (1 unless AdamW) */
     real c[7]; /* the kind's coefficients, see optim_task */
+    /* a penalized step (else pieces is NULL and task t is chunk t): */
+    const nc_optim_piece *pieces; /* one per task */
+    const nc_penalty_seg *segs;
+    double *partial;              /* 2 * NC_PEN_LANES per task: |w| and w^2 sums */
 } NC_TAG(optim_job);
 
-/* The gradient as the optimizer sees it: clipped, plus L2 decay. Branch-free:
- * with gs == 1 and cv == +inf the clip is exact identity (NaN stays NaN). */
-#define NC_GRAD(gi, i)                                  \
-    do {                                                \
-        gi = g[i] * gs;                                 \
-        gi = gi > cv ? cv : gi;                         \
-        gi = gi < -cv ? -cv : gi;                       \
-        gi = gi + wd * p[i];                            \
+/* The gradient as the optimizer sees it: with PEN (1: L2 only, 2: L1 and
+ * L2), plus a weight penalty's gradient (penalty_grad's arithmetic:
+ * nc_?penalty then the step give the same bits); clipped; plus L2 decay. Branch-free: with gs == 1 and
+ * cv == +inf the clip is exact identity (NaN stays NaN). */
+#define NC_GRAD(gi, i)                                                        \
+    do {                                                                      \
+        gi = g[i];                                                            \
+        if (PEN == 1) /* l1 == 0: the same bits, the zero term left out */    \
+            gi = gi + pl2 * p[i];                                             \
+        if (PEN == 2) {                                                       \
+            real w_ = p[i];                                                   \
+            gi = gi + (pl1 * ((real)(w_ > 0) - (real)(w_ < 0)) + pl2 * w_);   \
+        }                                                                     \
+        gi = gi * gs;                                                         \
+        gi = gi > cv ? cv : gi;                                               \
+        gi = gi < -cv ? -cv : gi;                                             \
+        gi = gi + wd * p[i];                                                  \
     } while (0)
+
+/* The arguments every range takes for NC_GRAD's penalty. */
+#define NC_PEN_ARGS real pl1, real pl2, const int PEN
 
 static inline void NC_TAG(sgd_range)(size_t n, real *restrict p, const real *restrict g,
                                      real *restrict buf, real gs, real cv, real wd,
-                                     real lr, real mom, const int MOM, const int NES)
+                                     real lr, real mom, const int MOM, const int NES, NC_PEN_ARGS)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -75,7 +108,7 @@ static inline void NC_TAG(sgd_range)(size_t n, real *restrict p, const real *res
 
 static inline void NC_TAG(adagrad_range)(size_t n, real *restrict p, const real *restrict g,
                                          real *restrict sum, real gs, real cv, real wd,
-                                         real lr, real eps)
+                                         real lr, real eps, NC_PEN_ARGS)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -90,7 +123,7 @@ static inline void NC_TAG(adagrad_range)(size_t n, real *restrict p, const real 
 static inline void NC_TAG(adadelta_range)(size_t n, real *restrict p, const real *restrict g,
                                           real *restrict sq, real *restrict acc, real gs,
                                           real cv, real wd, real lr, real rho, real rho1,
-                                          real eps)
+                                          real eps, NC_PEN_ARGS)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -108,7 +141,7 @@ static inline void NC_TAG(rmsprop_range)(size_t n, real *restrict p, const real 
                                          real *restrict sq, real *restrict ga,
                                          real *restrict buf, real gs, real cv, real wd,
                                          real lr, real rho, real rho1, real eps, real mom,
-                                         const int CEN, const int MOM)
+                                         const int CEN, const int MOM, NC_PEN_ARGS)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -138,7 +171,7 @@ static inline void NC_TAG(adam_range)(size_t n, real *restrict p, const real *re
                                       real *restrict m, real *restrict v,
                                       real *restrict vmax, real gs, real cv, real wd,
                                       real dec, real b1w, real b2, real b2w, real bc2s,
-                                      real eps, real nstep, const int AMS)
+                                      real eps, real nstep, const int AMS, NC_PEN_ARGS)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -161,7 +194,7 @@ static inline void NC_TAG(adam_range)(size_t n, real *restrict p, const real *re
 static inline void NC_TAG(nadam_range)(size_t n, real *restrict p, const real *restrict g,
                                        real *restrict m, real *restrict v, real gs, real cv,
                                        real wd, real b1w, real b2, real b2w, real bc2,
-                                       real eps, real cg, real cm)
+                                       real eps, real cg, real cm, NC_PEN_ARGS)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -179,37 +212,36 @@ static inline void NC_TAG(nadam_range)(size_t n, real *restrict p, const real *r
 
 #undef NC_GRAD
 
-/* Runs one chunk of NC_OPTIM_CHUNK elements of the step. */
-void NC_OPTIM_TASK(void *ctx, size_t task, int thread)
+/* The step over elements [lo, lo + len); with PEN, their gradient gets the
+ * penalty of coefficients pl1 (l1) and pl2 (2 l2) added. */
+static inline void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t len,
+                                       NC_PEN_ARGS)
 {
-    const NC_TAG(optim_job) *J = (const NC_TAG(optim_job) *)ctx;
-    const nc_optim_config *cfg = J->cfg;
-    size_t n = J->n, lo = task * NC_OPTIM_CHUNK, len;
-    real *p = J->p + lo, *s = J->s + lo;
     const real *g = J->g + lo;
+    const nc_optim_config *cfg = J->cfg;
+    size_t n = J->n;
+    real *p = J->p + lo, *s = J->s + lo;
     const real *c = J->c;
-    (void)thread;
-    len = NC_MIN(n - lo, (size_t)NC_OPTIM_CHUNK);
     switch (cfg->kind) {
     case NC_OPTIM_SGD: /* c: lr, momentum */
         if (cfg->momentum == 0)
-            NC_TAG(sgd_range)(len, p, g, NULL, J->gs, J->cv, J->wd, c[0], c[1], 0, 0);
+            NC_TAG(sgd_range)(len, p, g, NULL, J->gs, J->cv, J->wd, c[0], c[1], 0, 0, pl1, pl2, PEN);
         else if (cfg->nesterov)
-            NC_TAG(sgd_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], 1, 1);
+            NC_TAG(sgd_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], 1, 1, pl1, pl2, PEN);
         else
-            NC_TAG(sgd_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], 1, 0);
+            NC_TAG(sgd_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], 1, 0, pl1, pl2, PEN);
         break;
     case NC_OPTIM_ADAGRAD: /* c: lr, eps */
-        NC_TAG(adagrad_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1]);
+        NC_TAG(adagrad_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], pl1, pl2, PEN);
         break;
     case NC_OPTIM_ADADELTA: /* c: lr, rho, 1 - rho, eps */
-        NC_TAG(adadelta_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0], c[1], c[2], c[3]);
+        NC_TAG(adadelta_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0], c[1], c[2], c[3], pl1, pl2, PEN);
         break;
     case NC_OPTIM_RMSPROP: { /* c: lr, rho, 1 - rho, eps, momentum */
         int cen = cfg->centered != 0, mom = cfg->momentum > 0;
         real *ga = s + n, *buf = s + (cen ? 2 : 1) * n;
 #define NC_RMS(C, M) NC_TAG(rmsprop_range)(len, p, g, s, ga, buf, J->gs, J->cv, J->wd, \
-                                           c[0], c[1], c[2], c[3], c[4], C, M)
+                                           c[0], c[1], c[2], c[3], c[4], C, M, pl1, pl2, PEN)
         if (cen && mom) NC_RMS(1, 1);
         else if (cen) NC_RMS(1, 0);
         else if (mom) NC_RMS(0, 1);
@@ -221,18 +253,66 @@ void NC_OPTIM_TASK(void *ctx, size_t task, int thread)
     case NC_OPTIM_ADAMW: /* c: 1 - beta_1, beta_2, 1 - beta_2, sqrt(bc2), eps, -lr / bc1 */
         if (cfg->amsgrad)
             NC_TAG(adam_range)(len, p, g, s, s + n, s + 2 * n, J->gs, J->cv, J->wd, J->dec,
-                               c[0], c[1], c[2], c[3], c[4], c[5], 1);
+                               c[0], c[1], c[2], c[3], c[4], c[5], 1, pl1, pl2, PEN);
         else
             NC_TAG(adam_range)(len, p, g, s, s + n, NULL, J->gs, J->cv, J->wd, J->dec,
-                               c[0], c[1], c[2], c[3], c[4], c[5], 0);
+                               c[0], c[1], c[2], c[3], c[4], c[5], 0, pl1, pl2, PEN);
         break;
     case NC_OPTIM_NADAM: /* c: 1 - beta_1, beta_2, 1 - beta_2, bc2, eps, cg, cm */
         NC_TAG(nadam_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0], c[1], c[2], c[3],
-                            c[4], c[5], c[6]);
+                            c[4], c[5], c[6], pl1, pl2, PEN);
         break;
     default:
         break;
     }
+}
+
+/* Runs one task of the step: chunk `task` of NC_OPTIM_CHUNK elements, or,
+ * for a penalized step, piece `task`, whose gradient gets its segment's
+ * penalty added on the fly (the gradient array is left as it is) and whose
+ * weights' sums are taken. */
+void NC_OPTIM_TASK(void *ctx, size_t task, int thread)
+{
+    const NC_TAG(optim_job) *J = (const NC_TAG(optim_job) *)ctx;
+    size_t lo, len, off;
+    (void)thread;
+    if (!J->pieces) {
+        lo = task * NC_OPTIM_CHUNK;
+        NC_TAG(optim_range)(J, lo, NC_MIN(J->n - lo, (size_t)NC_OPTIM_CHUNK), 0, 0, 0);
+        return;
+    }
+    lo = J->pieces[task].lo;
+    len = J->pieces[task].len;
+    if (J->pieces[task].seg < 0) {
+        NC_TAG(optim_range)(J, lo, len, 0, 0, 0);
+    } else {
+        const nc_penalty_seg *sg = &J->segs[J->pieces[task].seg];
+        const real rl1 = (real)sg->l1, rl2 = (real)(2 * sg->l2);
+        double *a = J->partial + 2 * NC_PEN_LANES * task, *sq = a + NC_PEN_LANES;
+        size_t j;
+        for (j = 0; j < NC_PEN_LANES; j++) a[j] = sq[j] = 0;
+        /* the sums a stretch ahead of the step, which reads the weights
+         * again from L1 */
+        for (off = 0; off < len; off += NC_PEN_SUB) {
+            size_t sub = NC_MIN(len - off, (size_t)NC_PEN_SUB);
+            NC_TAG(penalty_sums)(sub, J->p + lo + off, sg->l1 != 0, sg->l2 != 0, a, sq);
+            if (rl1 == 0)
+                NC_TAG(optim_range)(J, lo + off, sub, rl1, rl2, 1);
+            else
+                NC_TAG(optim_range)(J, lo + off, sub, rl1, rl2, 2);
+        }
+    }
+}
+
+/* A block of a penalty on its own (nc_?penalty): its sums into a and s
+ * (NC_PEN_LANES each, from zero) and, g given, g += its gradient. */
+void NC_PENALTY_KERNEL(size_t n, const real *w, real *g, double l1, double l2, double *a,
+                       double *s)
+{
+    size_t j;
+    for (j = 0; j < NC_PEN_LANES; j++) a[j] = s[j] = 0;
+    NC_TAG(penalty_sums)(n, w, l1 != 0, l2 != 0, a, s);
+    if (g) NC_TAG(penalty_grad)(n, w, g, g, (real)l1, (real)(2 * l2));
 }
 
 #ifndef NC_OPTIM_KERNELS_ONLY
@@ -240,6 +320,10 @@ void NC_OPTIM_TASK(void *ctx, size_t task, int thread)
 #if NC_OPTIM_X86
 void NC_OPT_CAT(NC_TAG(nc_optim_task), avx2)(void *ctx, size_t task, int thread);
 void NC_OPT_CAT(NC_TAG(nc_optim_task), avx512)(void *ctx, size_t task, int thread);
+void NC_OPT_CAT(NC_TAG(nc_penalty_block), avx2)(size_t n, const real *w, real *g, double l1,
+                                                 double l2, double *a, double *s);
+void NC_OPT_CAT(NC_TAG(nc_penalty_block), avx512)(size_t n, const real *w, real *g, double l1,
+                                                   double l2, double *a, double *s);
 #endif
 
 /* The task compiled for the level in force. */
@@ -274,13 +358,19 @@ double NC_FN(sum_squares)(size_t n, const real *x)
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-nc_status NC_FN(optim_step)(const nc_optim_config *cfg, size_t n, real *params,
-                            const real *grads, real *state, int64_t step)
+/* The job of one step: buffers, gradient preprocessing and the kind's
+ * coefficients (pieces NULL: a plain step). */
+static nc_status NC_TAG(optim_setup)(const nc_optim_config *cfg, size_t n, real *params,
+                                     const real *grads, real *state, int64_t step,
+                                     NC_TAG(optim_job) *out)
 {
     NC_TAG(optim_job) J;
     double lr = cfg->learning_rate, t = (double)step;
     int i;
     if (cfg->kind < 0 || cfg->kind >= NC_OPTIM_COUNT_ || step < 1) return NC_ERR_ARG;
+    J.pieces = NULL;
+    J.segs = NULL;
+    J.partial = NULL;
     J.cfg = cfg;
     J.n = n;
     J.p = params;
@@ -347,7 +437,147 @@ nc_status NC_FN(optim_step)(const nc_optim_config *cfg, size_t n, real *params,
     default:
         break;
     }
-    if (n > 0) nc_parallel_for((n + NC_OPTIM_CHUNK - 1) / NC_OPTIM_CHUNK, NC_TAG(optim_pick)(), &J);
+    *out = J;
+    return NC_OK;
+}
+
+nc_status NC_FN(optim_step)(const nc_optim_config *cfg, size_t n, real *params,
+                            const real *grads, real *state, int64_t step)
+{
+    NC_TAG(optim_job) J;
+    nc_status st = NC_TAG(optim_setup)(cfg, n, params, grads, state, step, &J);
+    if (st == NC_OK && n > 0)
+        nc_parallel_for((n + NC_OPTIM_CHUNK - 1) / NC_OPTIM_CHUNK, NC_TAG(optim_pick)(), &J);
+    return st;
+}
+
+/* Pieces of a penalized step: the gaps between segments and each segment,
+ * cut into NC_OPTIM_CHUNK blocks from its start. Returns their count, or 0
+ * when there are more than cap (pieces not written past cap). */
+static size_t NC_TAG(optim_pieces)(size_t n, size_t n_seg, const nc_penalty_seg *seg,
+                                   nc_optim_piece *pieces, size_t cap)
+{
+    size_t at = 0, count = 0, j;
+    for (j = 0; j <= n_seg; j++) {
+        size_t end = j < n_seg ? seg[j].offset : n, lo;
+        int pass;
+        /* pass 0: the gap before segment j; pass 1: segment j */
+        for (pass = 0; pass < 2; pass++) {
+            if (pass == 1) {
+                if (j == n_seg) break;
+                end = seg[j].offset + seg[j].n;
+            }
+            for (lo = at; lo < end; lo += NC_OPTIM_CHUNK) {
+                if (count == cap) return 0;
+                pieces[count].lo = lo;
+                pieces[count].len = NC_MIN(end - lo, (size_t)NC_OPTIM_CHUNK);
+                pieces[count].seg = pass == 1 ? (long)j : -1;
+                count++;
+            }
+            at = end;
+        }
+    }
+    return count;
+}
+
+/* Segment j's value from its blocks' sums (the order nc_?penalty uses). */
+static double NC_TAG(penalty_value)(const nc_penalty_seg *sg, size_t n_blocks,
+                                    const double *partial, size_t stride)
+{
+    double a[NC_PEN_LANES], s[NC_PEN_LANES];
+    size_t b, l;
+    for (l = 0; l < NC_PEN_LANES; l++) a[l] = s[l] = 0;
+    for (b = 0; b < n_blocks; b++)
+        for (l = 0; l < NC_PEN_LANES; l++) {
+            a[l] += partial[b * stride + l];
+            s[l] += partial[b * stride + NC_PEN_LANES + l];
+        }
+    /* a term with coefficient 0 is left out, not 0 * sum (an inf weight
+     * would make that NaN) */
+    return (sg->l1 != 0 ? sg->l1 * nc_pen_lanes_total(a) : 0)
+           + (sg->l2 != 0 ? sg->l2 * nc_pen_lanes_total(s) : 0);
+}
+
+nc_status NC_FN(penalty)(size_t n, const real *w, real *g, double l1, double l2,
+                         double *penalty)
+{
+    void (*block)(size_t, const real *, real *, double, double, double *, double *) =
+        NC_PENALTY_KERNEL;
+    double a[NC_PEN_LANES], s[NC_PEN_LANES], pa[2 * NC_PEN_LANES];
+    nc_penalty_seg sg;
+    size_t lo, l;
+#if NC_OPTIM_X86
+    if (nc_active_isa_ == NC_ISA_AVX512) block = NC_OPT_CAT(NC_TAG(nc_penalty_block), avx512);
+    if (nc_active_isa_ == NC_ISA_AVX2) block = NC_OPT_CAT(NC_TAG(nc_penalty_block), avx2);
+#endif
+    for (l = 0; l < NC_PEN_LANES; l++) a[l] = s[l] = 0;
+    for (lo = 0; lo < n; lo += NC_PENALTY_BLOCK) {
+        size_t len = NC_MIN(n - lo, (size_t)NC_PENALTY_BLOCK);
+        block(len, w + lo, g ? g + lo : NULL, l1, l2, pa, pa + NC_PEN_LANES);
+        for (l = 0; l < NC_PEN_LANES; l++) {
+            a[l] += pa[l];
+            s[l] += pa[NC_PEN_LANES + l];
+        }
+    }
+    /* the same combination as a penalized step's */
+    for (l = 0; l < NC_PEN_LANES; l++) {
+        pa[l] = a[l];
+        pa[NC_PEN_LANES + l] = s[l];
+    }
+    sg.offset = 0;
+    sg.n = n;
+    sg.l1 = l1;
+    sg.l2 = l2;
+    *penalty = NC_TAG(penalty_value)(&sg, 1, pa, 2 * NC_PEN_LANES);
+    return NC_OK;
+}
+
+/* Pieces held on the stack; beyond, one allocation per call (a model of
+ * more than about 4M parameters, whose step dwarfs it). */
+#define NC_OPTIM_STACK_PIECES 64
+
+nc_status NC_FN(optim_step_penalized)(const nc_optim_config *cfg, size_t n, real *params,
+                                      const real *grads, real *state, int64_t step,
+                                      size_t n_seg, const nc_penalty_seg *seg,
+                                      double *penalty)
+{
+    NC_TAG(optim_job) J;
+    nc_optim_piece stack_pieces[NC_OPTIM_STACK_PIECES], *pieces = stack_pieces;
+    double stack_partial[NC_OPTIM_STACK_PIECES * 2 * NC_PEN_LANES], *partial = stack_partial;
+    void *heap = NULL;
+    size_t count, j, t;
+    nc_status st;
+    for (j = 0; j < n_seg; j++) /* sorted, disjoint, inside the buffer */
+        if (seg[j].offset > n || seg[j].n > n - seg[j].offset
+            || (j > 0 && seg[j].offset < seg[j - 1].offset + seg[j - 1].n))
+            return NC_ERR_ARG;
+    if (cfg->clipnorm > 0) /* the norm is of the penalized gradient: not on the fly */
+        return NC_ERR_ARG;
+    st = NC_TAG(optim_setup)(cfg, n, params, grads, state, step, &J);
+    if (st != NC_OK) return st;
+    count = NC_TAG(optim_pieces)(n, n_seg, seg, pieces, NC_OPTIM_STACK_PIECES);
+    if (count == 0 && n > 0) {
+        size_t cap = n / NC_OPTIM_CHUNK + 2 * n_seg + 1;
+        heap = malloc(cap * (sizeof(nc_optim_piece) + 2 * NC_PEN_LANES * sizeof(double)));
+        if (!heap) return NC_ERR_NOMEM;
+        partial = (double *)heap;
+        pieces = (nc_optim_piece *)(partial + cap * 2 * NC_PEN_LANES);
+        count = NC_TAG(optim_pieces)(n, n_seg, seg, pieces, cap);
+    }
+    J.pieces = pieces;
+    J.segs = seg;
+    J.partial = partial;
+    if (count > 0) nc_parallel_for(count, NC_TAG(optim_pick)(), &J);
+    /* each segment's blocks are consecutive pieces */
+    for (j = 0, t = 0; j < n_seg; j++) {
+        size_t first;
+        while (t < count && pieces[t].seg != (long)j) t++;
+        first = t;
+        while (t < count && pieces[t].seg == (long)j) t++;
+        penalty[j] = NC_TAG(penalty_value)(&seg[j], t - first, partial + first * 2 * NC_PEN_LANES,
+                                           2 * NC_PEN_LANES);
+    }
+    free(heap);
     return NC_OK;
 }
 

@@ -1,54 +1,79 @@
 /*
- * penalty_impl.h -- L1/L2 weight penalties and their gradients in one pass,
- * written once for `real`.
+ * penalty_impl.h -- L1/L2 weight penalties and their gradients, written once
+ * for `real`. Included by optim_impl.h: the penalty is gradient
+ * preprocessing, so its loops are compiled per ISA level with the
+ * optimizer's (optim.c, optim_avx2.c, optim_avx512.c), and the optimizer
+ * step can add it on the fly (nc_?optim_step_penalized) instead of in a pass
+ * of its own over the weights and gradients.
+ *
+ * The value: sum |w| and sum w^2 in double, over blocks of NC_PENALTY_BLOCK
+ * elements from w[0] (one optimizer task each); within a block, NC_PEN_LANES
+ * partial sums by i % NC_PEN_LANES (independent chains the compiler
+ * vectorises without reassociating anything); the blocks' partial sums added
+ * lane by lane in block order; the lanes combined pairwise. A fixed order,
+ * so the value never depends on the ISA, the thread count, or whether the
+ * optimizer or nc_?penalty computed it.
  */
 
-/* sum |w| and sum w^2 in eight partial sums by i % 8 (a separate function:
- * combined in the same one as the loop, GCC no longer vectorises it) */
-static void NC_TAG(penalty_sums)(size_t n, const real *w, double *abs_out, double *sq_out)
+#ifndef NC_PENALTY_COMMON_
+#define NC_PENALTY_COMMON_
+#define NC_PENALTY_BLOCK NC_OPTIM_CHUNK
+#define NC_PEN_LANES 32 /* four zmm of doubles a sum: chains short enough to stream */
+
+/* The lanes' sum, pairwise in a fixed order. */
+static inline double nc_pen_lanes_total(double *x)
 {
-    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i, j, n8 = n - n % 8;
-    for (i = 0; i < n8; i += 8)
-        for (j = 0; j < 8; j++) {
-            double wd = (double)w[i + j]; /* |w| in double is exact */
-            a[j] += fabs(wd);
-            s[j] += wd * wd;
-        }
-    for (j = 0; n8 + j < n; j++) { /* the tail, by i % 8 as well */
-        double wd = (double)w[n8 + j];
-        a[j] += fabs(wd);
-        s[j] += wd * wd;
+    int width, j;
+    for (width = NC_PEN_LANES / 2; width >= 1; width /= 2)
+        for (j = 0; j < width; j++) x[j] = x[j] + x[j + width];
+    return x[0];
+}
+#endif
+
+/* Adds sum |w| and sum w^2 of n elements, by lane i % NC_PEN_LANES from
+ * w[0], into a and s; a sum not wanted (its coefficient is 0: the term is
+ * left out, as Keras' L1L2 leaves it) is skipped but for the tail. n is a
+ * multiple of NC_PEN_LANES except at the end of a block. One loop per sum:
+ * combined, GCC vectorises the squares and leaves |w| scalar. */
+static void NC_TAG(penalty_sums)(size_t n, const real *restrict w, int want_abs, int want_sq,
+                                 double *restrict a, double *restrict s)
+{
+    double la[NC_PEN_LANES], ls[NC_PEN_LANES];
+    size_t i, j, nl = n - n % NC_PEN_LANES;
+    for (j = 0; j < NC_PEN_LANES; j++) {
+        la[j] = a[j];
+        ls[j] = s[j];
     }
-    for (j = 0; j < 8; j++) {
-        abs_out[j] = a[j];
-        sq_out[j] = s[j];
+    if (want_abs)
+        for (i = 0; i < nl; i += NC_PEN_LANES)
+            for (j = 0; j < NC_PEN_LANES; j++) la[j] += fabs((double)w[i + j]); /* exact */
+    if (want_sq)
+        for (i = 0; i < nl; i += NC_PEN_LANES)
+            for (j = 0; j < NC_PEN_LANES; j++) ls[j] += (double)w[i + j] * (double)w[i + j];
+    for (j = 0; nl + j < n; j++) {
+        double wd = (double)w[nl + j];
+        la[j] += fabs(wd);
+        ls[j] += wd * wd;
+    }
+    for (j = 0; j < NC_PEN_LANES; j++) {
+        a[j] = la[j];
+        s[j] = ls[j];
     }
 }
 
-nc_status NC_FN(penalty)(size_t n, const real *w, real *g, double l1, double l2,
-                         double *penalty)
+/* out = g + (l1 sign(w) + 2 l2 w), rl2 being 2 l2; out may be g. The sign
+ * by arithmetic, not branches (random signs mispredict), NaN giving 0. */
+static void NC_TAG(penalty_grad)(size_t n, const real *restrict w, const real *g, real *out,
+                                 real rl1, real rl2)
 {
-    /* Eight partial sums by i % 8, combined pairwise: independent chains the
-     * compiler vectorises (one running sum is a chain of dependent adds), in
-     * a fixed order, so the value never depends on the ISA or thread count. */
-    double abs_acc[8], sq_acc[8];
-    double abs_sum, sq_sum;
-    const real rl1 = (real)l1, rl2 = (real)(2 * l2);
     size_t i;
-    /* the sums, then the gradient (w still in cache): the sign as
-     * arithmetic, not branches (random signs mispredict), NaN giving 0 */
-    NC_TAG(penalty_sums)(n, w, abs_acc, sq_acc);
-    if (g)
-        for (i = 0; i < n; i++) {
-            real wi = w[i];
-            real sign = (real)(wi > 0) - (real)(wi < 0);
-            g[i] += rl1 * sign + rl2 * wi;
-        }
-    abs_sum = ((abs_acc[0] + abs_acc[4]) + (abs_acc[2] + abs_acc[6]))
-              + ((abs_acc[1] + abs_acc[5]) + (abs_acc[3] + abs_acc[7]));
-    sq_sum = ((sq_acc[0] + sq_acc[4]) + (sq_acc[2] + sq_acc[6]))
-             + ((sq_acc[1] + sq_acc[5]) + (sq_acc[3] + sq_acc[7]));
-    *penalty = l1 * abs_sum + l2 * sq_sum;
-    return NC_OK;
+    if (rl1 == 0) { /* the same bits: rl1 * sign is a zero, which adds nothing */
+        for (i = 0; i < n; i++) out[i] = g[i] + rl2 * w[i];
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        real wi = w[i];
+        real sign = (real)(wi > 0) - (real)(wi < 0);
+        out[i] = g[i] + (rl1 * sign + rl2 * wi);
+    }
 }

@@ -127,6 +127,10 @@ nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *ste
 
 /* ---- whole epochs: nc_?plan_fit ---- */
 
+#ifndef NC_PLAN_MAX_PEN
+#define NC_PLAN_MAX_PEN 64 /* penalties fused into the step; more take their own pass */
+#endif
+
 nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_plan_fit *f)
 {
     const size_t k = steps[0].n_in, n_out = steps[n_steps - 1].n_out, n = f->n;
@@ -137,6 +141,25 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
     nc_optim_config cfg = *f->opt;
     size_t b, r, j;
     nc_status st = NC_OK;
+    /* the penalties as runs of the parameter buffer, added on the fly by the
+     * optimizer step (one pass, not two), when each w and its g sit at the
+     * same offset of params and grads, in order: else their own pass */
+    nc_penalty_seg segs[NC_PLAN_MAX_PEN];
+    double pens[NC_PLAN_MAX_PEN];
+    int fused = f->n_pen > 0 && f->n_pen <= NC_PLAN_MAX_PEN && cfg.clipnorm <= 0;
+    for (j = 0; j < f->n_pen && fused; j++) {
+        const real *w = (const real *)f->pen_w[j], *g = (const real *)f->pen_g[j];
+        const real *p0 = (const real *)f->params, *g0 = (const real *)f->grads;
+        size_t off = (size_t)(w - p0);
+        fused = w >= p0 && off <= f->n_params && f->pen_n[j] <= f->n_params - off
+                && g - g0 == w - p0 && (j == 0 || off >= segs[j - 1].offset + segs[j - 1].n);
+        if (fused) {
+            segs[j].offset = off;
+            segs[j].n = f->pen_n[j];
+            segs[j].l1 = f->pen_l1[j];
+            segs[j].l2 = f->pen_l2[j];
+        }
+    }
     f->done = 0;
     for (b = 0; b < f->count; b++) {
         size_t start = (f->first + b) * f->batch, rows = NC_MIN(f->batch, n - start);
@@ -163,17 +186,28 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
                                     (real *)f->work, &loss);
         if (st != NC_OK) break;
         /* penalties as the layers add them: each layer's sum, then onto the loss */
-        for (j = 0; j < f->n_pen && st == NC_OK; j++) {
-            double pen = 0;
-            st = NC_FN(penalty)(f->pen_n[j], (const real *)f->pen_w[j], (real *)f->pen_g[j],
-                                f->pen_l1[j], f->pen_l2[j], &pen);
-            layer_pen += pen;
-            if (f->pen_end[j]) { loss += layer_pen; layer_pen = 0; }
-        }
         cfg.learning_rate = f->lr[b];
-        if (st == NC_OK)
-            st = NC_FN(optim_step)(&cfg, f->n_params, (real *)f->params, (const real *)f->grads,
-                                   (real *)f->state, f->step + (int64_t)b + 1);
+        if (fused) {
+            st = NC_FN(optim_step_penalized)(&cfg, f->n_params, (real *)f->params,
+                                             (const real *)f->grads, (real *)f->state,
+                                             f->step + (int64_t)b + 1, f->n_pen, segs, pens);
+            for (j = 0; j < f->n_pen && st == NC_OK; j++) {
+                layer_pen += pens[j];
+                if (f->pen_end[j]) { loss += layer_pen; layer_pen = 0; }
+            }
+        } else {
+            for (j = 0; j < f->n_pen && st == NC_OK; j++) {
+                double pen = 0;
+                st = NC_FN(penalty)(f->pen_n[j], (const real *)f->pen_w[j],
+                                    (real *)f->pen_g[j], f->pen_l1[j], f->pen_l2[j], &pen);
+                layer_pen += pen;
+                if (f->pen_end[j]) { loss += layer_pen; layer_pen = 0; }
+            }
+            if (st == NC_OK)
+                st = NC_FN(optim_step)(&cfg, f->n_params, (real *)f->params,
+                                       (const real *)f->grads, (real *)f->state,
+                                       f->step + (int64_t)b + 1);
+        }
         if (st != NC_OK) break;
         /* the batch's logs, summed as the per-batch loop sums them */
         if (f->batch_loss) f->batch_loss[b] = loss;

@@ -148,6 +148,17 @@ cdef extern from "nncore.h" nogil:
                              const double *grads, double *state, int64_t step)
     double nc_ssum_squares(size_t n, const float *x)
     double nc_dsum_squares(size_t n, const double *x)
+    ctypedef struct nc_penalty_seg:
+        size_t offset
+        size_t n
+        double l1
+        double l2
+    nc_status nc_soptim_step_penalized(const nc_optim_config *cfg, size_t n, float *params,
+                                       const float *grads, float *state, int64_t step,
+                                       size_t n_seg, const nc_penalty_seg *seg, double *penalty)
+    nc_status nc_doptim_step_penalized(const nc_optim_config *cfg, size_t n, double *params,
+                                       const double *grads, double *state, int64_t step,
+                                       size_t n_seg, const nc_penalty_seg *seg, double *penalty)
 
     void nc_philox4x32_10(const uint32_t *ctr, const uint32_t *key, uint32_t *out)
     nc_status nc_srand_uniform(uint64_t seed, uint64_t stream, uint64_t offset, size_t n,
@@ -228,7 +239,7 @@ cdef extern from "nncore.h" nogil:
                                    double *w, double *b, size_t *mistakes)
 # ---- end perceptron ----
 
-# ---- weight penalties (csrc/penalty_impl.h)
+# ---- weight penalties (csrc/penalty_impl.h, compiled with csrc/optim*.c)
 cdef extern from "nncore.h" nogil:
     nc_status nc_spenalty(size_t n, const float *w, float *g, double l1, double l2,
                           double *penalty)

@@ -13,6 +13,8 @@ These functions take engine codes (activation and loss numbers); the
 friendly, name-based API is :mod:`nncore.ops`.
 """
 cimport numpy as cnp
+import operator
+
 import numpy as np
 from libc.stdint cimport int64_t
 
@@ -986,12 +988,17 @@ def optim_state_init(str kind, dict hp, Py_ssize_t n, dtype):
     return S
 
 
-def optim_step(str kind, dict hp, params, grads, state, int64_t step):
+def optim_step(str kind, dict hp, params, grads, state, int64_t step, penalties=None):
     """One optimizer step, in place on params and state; grads are only read.
 
     params, grads: the flat (or any-shaped, contiguous) parameter and gradient
     buffers, same dtype and size; state: the 1-D flat state from
     optim_state_init; step: this step's 1-based number.
+    penalties: None, or (offset, count, l1, l2) tuples, sorted and disjoint:
+    each run of parameters gets penalty()'s gradient added on the fly (grads
+    are left as given) and the step returns the list of penalty values, the
+    same bits as penalty() then optim_step() give, in one pass instead of
+    two. Not with clipnorm.
     """
     cdef nc_optim_config cfg
     cdef cnp.ndarray P = _inplace(params, "params"), G = _contig_ro(grads, "grads")
@@ -999,7 +1006,31 @@ def optim_step(str kind, dict hp, params, grads, state, int64_t step):
     cdef Py_ssize_t n = cnp.PyArray_SIZE(P)
     cdef size_t need
     cdef nc_status st
+    cdef Py_ssize_t j, n_seg = 0, end = 0
+    cdef nc_penalty_seg *segs = NULL
+    cdef double[::1] values
     _optim_config(kind, hp, &cfg)
+    if penalties is not None:
+        if cfg.clipnorm > 0:
+            raise ValueError("penalties cannot be fused into a step with clipnorm (its norm "
+                             "is of the penalized gradient): apply penalty() first")
+        runs = []
+        for j, run in enumerate(penalties):
+            try:
+                off, cnt, l1, l2 = run
+                off, cnt, l1, l2 = operator.index(off), operator.index(cnt), float(l1), float(l2)
+            except (TypeError, ValueError):
+                raise TypeError(f"penalties[{j}] must be (offset, count, l1, l2), "
+                                f"got {run!r}") from None
+            if off < end or cnt < 0 or off + cnt > n:
+                raise ValueError(f"penalties[{j}] covers [{off}, {off + cnt}): the runs must "
+                                 f"be sorted, disjoint and inside the {n} parameters")
+            if not (isfinite(l1) and isfinite(l2) and l1 >= 0 and l2 >= 0):
+                raise ValueError(f"l1 and l2 must be finite and >= 0, got {l1}, {l2}")
+            runs.append((off, cnt, l1, l2))
+            end = off + cnt
+        n_seg = len(runs)
+        values = np.zeros(max(n_seg, 1), dtype=np.float64)
     _same_dtype(P, "params", G, "grads")
     _same_dtype(P, "params", S, "state")
     if cnp.PyArray_SIZE(G) != n:
@@ -1013,17 +1044,41 @@ def optim_step(str kind, dict hp, params, grads, state, int64_t step):
     _no_overlap(P, "params", G, "grads")
     _no_overlap(S, "state", P, "params")
     _no_overlap(S, "state", G, "grads")
-    if cnp.PyArray_TYPE(P) == F32:
-        with nogil:
-            st = nc_soptim_step(&cfg, n, <float *>cnp.PyArray_DATA(P),
-                                <const float *>cnp.PyArray_DATA(G),
-                                <float *>cnp.PyArray_DATA(S), step)
-    else:
-        with nogil:
-            st = nc_doptim_step(&cfg, n, <double *>cnp.PyArray_DATA(P),
-                                <const double *>cnp.PyArray_DATA(G),
-                                <double *>cnp.PyArray_DATA(S), step)
+    if penalties is None:
+        if cnp.PyArray_TYPE(P) == F32:
+            with nogil:
+                st = nc_soptim_step(&cfg, n, <float *>cnp.PyArray_DATA(P),
+                                    <const float *>cnp.PyArray_DATA(G),
+                                    <float *>cnp.PyArray_DATA(S), step)
+        else:
+            with nogil:
+                st = nc_doptim_step(&cfg, n, <double *>cnp.PyArray_DATA(P),
+                                    <const double *>cnp.PyArray_DATA(G),
+                                    <double *>cnp.PyArray_DATA(S), step)
+        _check_status(st)
+        return None
+    segs = <nc_penalty_seg *>PyMem_Malloc(max(n_seg, 1) * sizeof(nc_penalty_seg))
+    if segs == NULL:
+        raise MemoryError()
+    try:
+        for j in range(n_seg):
+            segs[j].offset, segs[j].n, segs[j].l1, segs[j].l2 = runs[j]
+        if cnp.PyArray_TYPE(P) == F32:
+            with nogil:
+                st = nc_soptim_step_penalized(&cfg, n, <float *>cnp.PyArray_DATA(P),
+                                              <const float *>cnp.PyArray_DATA(G),
+                                              <float *>cnp.PyArray_DATA(S), step, n_seg, segs,
+                                              &values[0])
+        else:
+            with nogil:
+                st = nc_doptim_step_penalized(&cfg, n, <double *>cnp.PyArray_DATA(P),
+                                              <const double *>cnp.PyArray_DATA(G),
+                                              <double *>cnp.PyArray_DATA(S), step, n_seg, segs,
+                                              &values[0])
+    finally:
+        PyMem_Free(segs)
     _check_status(st)
+    return [values[j] for j in range(n_seg)]
 
 
 cdef class OptimStepper:

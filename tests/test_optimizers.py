@@ -478,3 +478,89 @@ def test_every_isa_level_gives_the_same_bits(cls_name, kwargs, dtype):
     for level in levels:
         np.testing.assert_array_equal(out[level][0], out["ref"][0], err_msg=level)
         np.testing.assert_array_equal(out[level][1], out["ref"][1], err_msg=level)
+
+
+# ---- a step with weight penalties on the fly (optim_step(..., penalties)) ----
+
+PENALTY_RUNS = [  # (offset, count, l1, l2) over 140,000 parameters: gaps, a run of
+    (5, 69990, 0.0, 1e-3),       # two blocks (65,536 elements each), an L1-only run,
+    (70003, 1001, 2e-3, 0.0),    # one with both, one ending at the buffer's end
+    (71100, 31, 1e-3, 5e-4),
+    (139000, 1000, 0.0, 0.25),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls_name, kwargs", [c for c in CASES if "clipnorm" not in c[1]],
+                         ids=[i for c, i in zip(CASES, IDS) if "clipnorm" not in c[1]])
+def test_penalized_step_is_penalty_then_step_bit_for_bit(cls_name, kwargs, dtype):
+    opt = getattr(optimizers, cls_name)(**kwargs)
+    kind, hp = opt._kind, opt._hyper(opt.learning_rate)
+    rng = np.random.default_rng(3)
+    n = 140000
+    w0 = rng.normal(scale=0.5, size=n).astype(dtype)
+    w0[::97] = 0.0  # sign(0) = 0
+    levels = _core.isa_available()
+    before = _core.get_isa()
+    try:
+        for level in levels:
+            _core.set_isa(level)
+            w_sep, w_fused = w0.copy(), w0.copy()
+            s_sep = _core.optim_state_init(kind, hp, n, dtype)
+            s_fused = s_sep.copy()
+            for step in range(1, 4):
+                g = rng.normal(size=n).astype(dtype)
+                g_sep = g.copy()
+                want = [_core.penalty(w_sep[o:o + c], g_sep[o:o + c], l1, l2)
+                        for o, c, l1, l2 in PENALTY_RUNS]
+                _core.optim_step(kind, hp, w_sep, g_sep, s_sep, step)
+                g_seen = g.copy()
+                got = _core.optim_step(kind, hp, w_fused, g, s_fused, step, PENALTY_RUNS)
+                np.testing.assert_array_equal(g, g_seen)  # grads only read
+                assert got == want, level  # the same bits
+                np.testing.assert_array_equal(w_fused, w_sep, err_msg=level)
+                np.testing.assert_array_equal(s_fused, s_sep, err_msg=level)
+    finally:
+        _core.set_isa(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_penalty_value_is_the_same_at_every_level_and_near_the_exact_sum(dtype):
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=200003).astype(dtype)  # three blocks and a tail
+    exact = 0.3 * np.abs(w.astype(np.float64)).sum() + 0.7 * np.square(w.astype(np.float64)).sum()
+    levels = _core.isa_available()
+    before = _core.get_isa()
+    values = {}
+    try:
+        for level in levels:
+            _core.set_isa(level)
+            values[level] = _core.penalty(w, None, 0.3, 0.7)
+    finally:
+        _core.set_isa(before)
+    assert len(set(values.values())) == 1, values
+    assert values["ref"] == pytest.approx(exact, rel=1e-13)
+
+
+def test_a_zero_coefficient_leaves_its_term_out():
+    w = np.array([np.inf, 1.0], dtype=np.float32)
+    assert _core.penalty(w, None, 0.5, 0.0) == np.inf  # not inf + 0 * inf = nan
+    assert _core.penalty(w, None, 0.0, 0.5) == np.inf
+
+
+def test_penalized_step_rejects_bad_runs():
+    n = 100
+    w, g = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    hp = {"learning_rate": 0.1}
+    s = _core.optim_state_init("adam", hp, n, np.float32)
+    for runs in ([(50, 60, 0.0, 0.1)], [(0, 10, 0.0, 0.1), (5, 10, 0.0, 0.1)],
+                 [(0, -1, 0.0, 0.1)]):
+        with pytest.raises(ValueError, match="sorted, disjoint"):
+            _core.optim_step("adam", hp, w, g, s, 1, runs)
+    with pytest.raises(ValueError, match="l1 and l2"):
+        _core.optim_step("adam", hp, w, g, s, 1, [(0, 10, -1.0, 0.1)])
+    with pytest.raises(TypeError, match="offset, count"):
+        _core.optim_step("adam", hp, w, g, s, 1, [(0, 10)])
+    with pytest.raises(ValueError, match="clipnorm"):
+        _core.optim_step("adam", dict(hp, clipnorm=1.0), w, g, s, 1, [(0, 10, 0.0, 0.1)])
+    assert _core.optim_step("adam", hp, w, g, s, 1, []) == []
