@@ -25,7 +25,13 @@
                                float *c, size_t ldc);                                            \
     void nc_dsparse_rows_##isa(size_t m, size_t n, size_t bk, const int32_t *ptr,              \
                                const int32_t *idx, const double *val, const double *b,           \
-                               size_t ldb, double *c, size_t ldc);
+                               size_t ldb, double *c, size_t ldc);                              \
+    size_t nc_sto_csr_##isa(size_t m, size_t k, const float *x, int32_t *ptr, int32_t *idx,    \
+                            float *val);                                                       \
+    size_t nc_dto_csr_##isa(size_t m, size_t k, const double *x, int32_t *ptr, int32_t *idx,   \
+                            double *val);                                                      \
+    size_t nc_scount_nonzero_##isa(size_t count, const float *x);                              \
+    size_t nc_dcount_nonzero_##isa(size_t count, const double *x);
 NC_SPARSE_DECL(avx2)
 NC_SPARSE_DECL(avx512)
 #undef NC_SPARSE_DECL
