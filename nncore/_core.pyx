@@ -2964,10 +2964,12 @@ cdef extern from "dense_sparse.h":
     size_t nc_dcount_nonzero(size_t count, const double *x) nogil
 
 
-def _sparse_rows(ptr, idx, val, b, m):
+def _sparse_rows(ptr, idx, val, b, m, int repeat=1):
     """Test hook: the engine's "rows times" at the level in force. Returns C
     (m x n), row i = sum over e = ptr[i] .. ptr[i+1]-1 of val[e] * b[idx[e], :]
-    (each element one chain of multiply-adds in entry order from zero)."""
+    (each element one chain of multiply-adds in entry order from zero).
+    repeat > 1 runs the kernel that many times (for benchmarks: the checks
+    here cost more than the kernel)."""
     b = np.asarray(b)
     if b.dtype != np.float32 and b.dtype != np.float64:
         raise TypeError(f"b must be float32 or float64, got {b.dtype}")
@@ -2992,22 +2994,27 @@ def _sparse_rows(ptr, idx, val, b, m):
     cdef size_t mm = m, n = ba.shape[1], bk = ba.shape[0]
     cdef cnp.ndarray p = pa, ix = ia, v = va, bb = ba, cc = c
     cdef nc_status st = NC_OK
+    cdef int r
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
     if mm == 0 or n == 0:
         return c
     if ba.dtype == np.float32:
         with nogil:
-            st = nc_ssparse_rows(mm, n, bk, <const int32_t *>cnp.PyArray_DATA(p),
-                                 <const int32_t *>cnp.PyArray_DATA(ix),
-                                 <const float *>cnp.PyArray_DATA(v),
-                                 <const float *>cnp.PyArray_DATA(bb), n,
-                                 <float *>cnp.PyArray_DATA(cc), n)
+            for r in range(repeat):
+                st = nc_ssparse_rows(mm, n, bk, <const int32_t *>cnp.PyArray_DATA(p),
+                                     <const int32_t *>cnp.PyArray_DATA(ix),
+                                     <const float *>cnp.PyArray_DATA(v),
+                                     <const float *>cnp.PyArray_DATA(bb), n,
+                                     <float *>cnp.PyArray_DATA(cc), n)
     else:
         with nogil:
-            st = nc_dsparse_rows(mm, n, bk, <const int32_t *>cnp.PyArray_DATA(p),
-                                 <const int32_t *>cnp.PyArray_DATA(ix),
-                                 <const double *>cnp.PyArray_DATA(v),
-                                 <const double *>cnp.PyArray_DATA(bb), n,
-                                 <double *>cnp.PyArray_DATA(cc), n)
+            for r in range(repeat):
+                st = nc_dsparse_rows(mm, n, bk, <const int32_t *>cnp.PyArray_DATA(p),
+                                     <const int32_t *>cnp.PyArray_DATA(ix),
+                                     <const double *>cnp.PyArray_DATA(v),
+                                     <const double *>cnp.PyArray_DATA(bb), n,
+                                     <double *>cnp.PyArray_DATA(cc), n)
     _check_status(st)
     return c
 
@@ -3015,17 +3022,10 @@ def _sparse_rows(ptr, idx, val, b, m):
 def _to_csr(x):
     """Test hook: x (m x k, float32 or float64) to its nonzeros by rows with
     the engine's conversion at the level in force (NaN counts as nonzero).
-    Returns (ptr, idx, val, count) where count is the engine's count_nonzero."""
-    x = np.asarray(x)
-    if x.dtype != np.float32 and x.dtype != np.float64:
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
-    if x.ndim != 2:
-        raise ValueError(f"x must be 2-D, got shape {x.shape}")
-    if x.size > 0x7fffffff:
-        raise ValueError("x has more than 2**31 - 1 elements")
-    xa = np.ascontiguousarray(x)
-    cdef cnp.ndarray xx = xa
-    cdef size_t m = x.shape[0], k = x.shape[1], nnz, count
+    Returns (ptr, idx, val)."""
+    x = _sparse_input(x)
+    cdef cnp.ndarray xx = x
+    cdef size_t m = x.shape[0], k = x.shape[1], nnz
     cdef cnp.ndarray p = np.empty(m + 1, dtype=np.int32)
     # room for every entry, as the engine's callers give it
     cdef cnp.ndarray ix = np.empty(max(m * k, 1), dtype=np.int32)
@@ -3035,11 +3035,35 @@ def _to_csr(x):
             nnz = nc_sto_csr(m, k, <const float *>cnp.PyArray_DATA(xx),
                              <int32_t *>cnp.PyArray_DATA(p), <int32_t *>cnp.PyArray_DATA(ix),
                              <float *>cnp.PyArray_DATA(v))
-            count = nc_scount_nonzero(m * k, <const float *>cnp.PyArray_DATA(xx))
     else:
         with nogil:
             nnz = nc_dto_csr(m, k, <const double *>cnp.PyArray_DATA(xx),
                              <int32_t *>cnp.PyArray_DATA(p), <int32_t *>cnp.PyArray_DATA(ix),
                              <double *>cnp.PyArray_DATA(v))
-            count = nc_dcount_nonzero(m * k, <const double *>cnp.PyArray_DATA(xx))
-    return p, ix[:nnz].copy(), v[:nnz].copy(), count
+    return p, ix[:nnz].copy(), v[:nnz].copy()
+
+
+def _count_nonzero(x):
+    """Test hook: the engine's count of x's nonzeros (NaN counts) at the level
+    in force; x float32 or float64, 2-D."""
+    x = _sparse_input(x)
+    cdef cnp.ndarray xx = x
+    cdef size_t count = x.size, nnz
+    if x.dtype == np.float32:
+        with nogil:
+            nnz = nc_scount_nonzero(count, <const float *>cnp.PyArray_DATA(xx))
+    else:
+        with nogil:
+            nnz = nc_dcount_nonzero(count, <const double *>cnp.PyArray_DATA(xx))
+    return nnz
+
+
+def _sparse_input(x):
+    x = np.asarray(x)
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D, got shape {x.shape}")
+    if x.size > 0x7fffffff:
+        raise ValueError("x has more than 2**31 - 1 elements")
+    return np.ascontiguousarray(x)

@@ -160,7 +160,8 @@ CSR_SHAPES = [(1, 1), (1, 7), (3, 8), (5, 15), (4, 16), (6, 17), (2, 33), (64, 2
 
 
 def _check_csr(x):
-    ptr, idx, val, count = _core._to_csr(x)
+    ptr, idx, val = _core._to_csr(x)
+    count = _core._count_nonzero(x)
     eptr, eidx, evalue = _csr(x)
     np.testing.assert_array_equal(ptr, eptr)
     np.testing.assert_array_equal(idx, eidx)
@@ -195,7 +196,7 @@ def test_to_csr_binary_images(isa, dtype):
     rng = np.random.default_rng(5)
     x = (rng.random((500, 256)) < 0.16).astype(dtype)
     _check_csr(x)
-    ptr, idx, val, _ = _core._to_csr(x)
+    ptr, idx, val = _core._to_csr(x)
     w = rng.standard_normal((256, 64)).astype(dtype)
     np.testing.assert_allclose(_core._sparse_rows(ptr, idx, val, w, 500),
                                x.astype(np.float64) @ w, rtol=1e-4, atol=1e-4)
@@ -206,3 +207,16 @@ def test_to_csr_validates():
         _core._to_csr(np.zeros((2, 2), np.uint8))
     with pytest.raises(ValueError):
         _core._to_csr(np.zeros(4, np.float32))
+    with pytest.raises(TypeError):
+        _core._count_nonzero(np.zeros((2, 2), np.int64))
+
+
+@pytest.mark.parametrize("count", [0, 1, 15, 16, 17, 63, 64, 65, 1000, 4099])
+def test_count_nonzero_any_length(isa, dtype, count):
+    """Every remainder of the vector loops (4 vectors a step, then one, then lanes)."""
+    rng = np.random.default_rng(count)
+    x = np.where(rng.random(count) < 0.3, rng.standard_normal(count), 0).astype(dtype)
+    if count > 2:
+        x[-1] = np.nan
+        x[0] = -0.0
+    assert _core._count_nonzero(x.reshape(1, count)) == np.count_nonzero(x)
