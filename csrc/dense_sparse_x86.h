@@ -8,11 +8,12 @@
  * row comes from decides the speed.
  *  - A B too big for L1 (a layer's W, in L2): C's row strip of NV vectors
  *    (all of a 256-wide float row at AVX-512) in registers, so that each
- *    nonzero reads its row of B once, in full vectors (L2's bandwidth is
- *    the bound: a prefetch of a later nonzero's row measured no faster).
+ *    nonzero reads its row of B once, in full vectors. L2's bandwidth is
+ *    the bound: 8 or 4 vectors wide, a prefetch of a later nonzero's row,
+ *    strips of B packed into L1 with four rows of C side by side (masked
+ *    multiply-adds for the shorter rows) all measured no faster.
  *  - A B small enough (a batch's dZ): its strip of SV vectors packed into
- *    L1 first (rows 1 KiB apart share a few L1 sets), two rows of C at a
- *    time so that the multiply-add chains overlap.
+ *    L1 first (rows 1 KiB apart share a few L1 sets).
  * Either way each element of C is one chain of multiply-adds in entry order
  * from zero, so the result does not depend on the blocking.
  */
@@ -57,7 +58,10 @@ static void NC_GLUE(FN, _edge)(size_t cnt, size_t m, const int32_t *ptr, const i
     }
 }
 
-/* B small: strips of SV vectors packed into L1, C two rows at a time */
+/* B small: strips of SV vectors packed into L1 (unmasked loads but at the
+ * right edge: AVX2's maskload is slow). Measured against the alternatives:
+ * two rows of C side by side, wider (32 KiB) or narrower strips, rows
+ * taken in order of their lengths, all no faster. */
 static void NC_GLUE(FN, _packed)(size_t m, size_t n, size_t bk, const int32_t *ptr,
                                  const int32_t *idx, const T *val, const T *b, size_t ldb,
                                  T *c, size_t ldc)
@@ -80,53 +84,25 @@ static void NC_GLUE(FN, _packed)(size_t m, size_t n, size_t bk, const int32_t *p
                 }
             }
         }
-        for (i = 0; i < m; i += 2) {
-            VT acc0[SV], acc1[SV];
-            int32_t e = ptr[i], e1 = ptr[i + 1], f, f1, both;
-            T *c0 = c + i * ldc + j0, *c1 = c0 + ldc;
-            if (i + 1 < m) {
-                f = e1;
-                f1 = ptr[i + 2];
-            } else {
-                f = f1 = 0; /* no second row */
-            }
-            both = NC_MIN(e1 - e, f1 - f);
+        for (i = 0; i < m; i++) {
+            VT acc[SV];
+            int32_t e, e1 = ptr[i + 1];
+            T *ci = c + i * ldc + j0;
 #pragma GCC unroll 4
-            for (v = 0; v < SV; v++) acc0[v] = acc1[v] = VZERO();
-            /* the two rows' chains side by side, then the longer one's rest */
-            for (; both > 0; both--, e++, f++) {
-                const VT *b0 = pack + (size_t)idx[e] * SV, *b1 = pack + (size_t)idx[f] * SV;
-                VT a0 = VSET1(val[e]), a1 = VSET1(val[f]);
+            for (v = 0; v < SV; v++) acc[v] = VZERO();
+            for (e = ptr[i]; e < e1; e++) {
+                const VT *br = pack + (size_t)idx[e] * SV;
+                VT a = VSET1(val[e]);
 #pragma GCC unroll 4
-                for (v = 0; v < SV; v++) {
-                    acc0[v] = VFMA(a0, b0[v], acc0[v]);
-                    acc1[v] = VFMA(a1, b1[v], acc1[v]);
-                }
-            }
-            for (; e < e1; e++) {
-                const VT *b0 = pack + (size_t)idx[e] * SV;
-                VT a0 = VSET1(val[e]);
-#pragma GCC unroll 4
-                for (v = 0; v < SV; v++) acc0[v] = VFMA(a0, b0[v], acc0[v]);
-            }
-            for (; f < f1; f++) {
-                const VT *b1 = pack + (size_t)idx[f] * SV;
-                VT a1 = VSET1(val[f]);
-#pragma GCC unroll 4
-                for (v = 0; v < SV; v++) acc1[v] = VFMA(a1, b1[v], acc1[v]);
+                for (v = 0; v < SV; v++) acc[v] = VFMA(a, br[v], acc[v]);
             }
             if (full) {
 #pragma GCC unroll 4
-                for (v = 0; v < SV; v++) VSTORE(c0 + v * L, acc0[v]);
-                if (i + 1 < m)
-#pragma GCC unroll 4
-                    for (v = 0; v < SV; v++) VSTORE(c1 + v * L, acc1[v]);
+                for (v = 0; v < SV; v++) VSTORE(ci + v * L, acc[v]);
             } else {
                 for (v = 0; v < SV; v++) {
                     size_t lo = (size_t)v * L;
-                    MT mk = MASK(n - j0 > lo ? NC_MIN((size_t)L, n - j0 - lo) : 0);
-                    VSTOREM(c0 + lo, mk, acc0[v]);
-                    if (i + 1 < m) VSTOREM(c1 + lo, mk, acc1[v]);
+                    VSTOREM(ci + lo, MASK(n - j0 > lo ? NC_MIN((size_t)L, n - j0 - lo) : 0), acc[v]);
                 }
             }
         }

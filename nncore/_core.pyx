@@ -3024,12 +3024,12 @@ def _to_csr(x):
     the engine's conversion at the level in force (NaN counts as nonzero).
     Returns (ptr, idx, val)."""
     x = _sparse_input(x)
+    room = max(x.size, 1)  # for every entry, as the engine's callers give it
     cdef cnp.ndarray xx = x
     cdef size_t m = x.shape[0], k = x.shape[1], nnz
     cdef cnp.ndarray p = np.empty(m + 1, dtype=np.int32)
-    # room for every entry, as the engine's callers give it
-    cdef cnp.ndarray ix = np.empty(max(m * k, 1), dtype=np.int32)
-    cdef cnp.ndarray v = np.empty(max(m * k, 1), dtype=x.dtype)
+    cdef cnp.ndarray ix = np.empty(room, dtype=np.int32)
+    cdef cnp.ndarray v = np.empty(room, dtype=x.dtype)
     if x.dtype == np.float32:
         with nogil:
             nnz = nc_sto_csr(m, k, <const float *>cnp.PyArray_DATA(xx),
