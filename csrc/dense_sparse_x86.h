@@ -30,16 +30,21 @@ NC_AINLINE void NC_GLUE(FN, _strip)(int w, size_t m, const int32_t *ptr, const i
     for (i = 0; i < m; i++) {
         VT acc[NV];
         int32_t e = ptr[i], e1 = ptr[i + 1];
+        /* loops to the constant NV, cut at w: both GCC and Clang unroll them
+         * whole and keep acc[] in registers */
 #pragma GCC unroll 16
-        for (v = 0; v < w; v++) acc[v] = VZERO();
+        for (v = 0; v < NV; v++)
+            if (v < w) acc[v] = VZERO();
         for (; e < e1; e++) {
             const T *br = b + (size_t)idx[e] * ldb;
             VT a = VSET1(val[e]);
 #pragma GCC unroll 16
-            for (v = 0; v < w; v++) acc[v] = VFMA(a, VLOAD(br + v * L), acc[v]);
+            for (v = 0; v < NV; v++)
+                if (v < w) acc[v] = VFMA(a, VLOAD(br + v * L), acc[v]);
         }
 #pragma GCC unroll 16
-        for (v = 0; v < w; v++) VSTORE(c + i * ldc + v * L, acc[v]);
+        for (v = 0; v < NV; v++)
+            if (v < w) VSTORE(c + i * ldc + v * L, acc[v]);
     }
 }
 
