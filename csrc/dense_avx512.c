@@ -1,18 +1,24 @@
-/* dense_avx512.c -- dense_sparse_x86.h for AVX-512 (masked edges). */
+/* dense_avx512.c -- dense_sparse_x86.h for AVX-512 (masked edges), and the
+ * conversion to CSR by compressing each vector's nonzero lanes. */
 #include "dense_sparse.h"
 #include "gemm/kernels.h" /* NC_AINLINE, NC_GLUE */
 
 #if defined(NC_SPARSE_X86) && defined(__AVX512F__)
 #include <immintrin.h>
 
+#define NC_SP_STORE256(p, v) _mm256_storeu_si256((__m256i *)(p), (v))
+
 #define T float
 #define VT __m512
 #define MT __mmask16
 #define L 16
 #define VZERO() _mm512_setzero_ps()
+#define NV 16
+#define VLOAD(p) _mm512_loadu_ps(p)
 #define VLOADM(m, p) _mm512_maskz_loadu_ps((m), (p))
 #define VSET1(x) _mm512_set1_ps(x)
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
 #define VSTOREM(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
 #define MASK(cnt) ((__mmask16)((cnt) >= 16 ? 0xffffu : ((1u << (cnt)) - 1u)))
 #define FN nc_ssparse_rows_avx512
@@ -23,13 +29,97 @@
 #define MT __mmask8
 #define L 8
 #define VZERO() _mm512_setzero_pd()
+#define NV 16
+#define VLOAD(p) _mm512_loadu_pd(p)
 #define VLOADM(m, p) _mm512_maskz_loadu_pd((m), (p))
 #define VSET1(x) _mm512_set1_pd(x)
 #define VFMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
+#define VSTORE(p, v) _mm512_storeu_pd((p), (v))
 #define VSTOREM(p, m, v) _mm512_mask_storeu_pd((p), (m), (v))
 #define MASK(cnt) ((__mmask8)((cnt) >= 8 ? 0xffu : ((1u << (cnt)) - 1u)))
 #define FN nc_dsparse_rows_avx512
 #include "dense_sparse_x86.h"
+
+/* ---- to_csr and count_nonzero (dense_sparse.h): lane masks from a compare
+ * with zero that counts NaN as nonzero (unordered not-equal, as x != 0 in C);
+ * the nonzero lanes and their column numbers compressed into place. The
+ * register form of compress, then a full store (compress to memory is
+ * microcoded on some cores): lanes past the nonzeros land where later ones
+ * go, inside the m * k entries since at most p of the first p columns
+ * were nonzero. */
+
+#define TOCSR(T, FN, L, MT, VT, LOADU, MLOADU, CMPMASK, MCMPMASK, ZERO, COMPRESS, STORE, MSTORE, IT,  \
+              ILANES, ISTEP, IADD, ICOMPRESS, ISTORE, IMSTORE)                                   \
+    size_t FN(size_t m, size_t k, const T *x, int32_t *ptr, int32_t *idx, T *val)              \
+    {                                                                                          \
+        size_t i, p, nnz = 0;                                                                  \
+        const VT zero = ZERO();                                                                \
+        for (i = 0; i < m; i++) {                                                              \
+            const T *xi = x + i * k;                                                           \
+            IT at = ILANES;                                                                    \
+            ptr[i] = (int32_t)nnz;                                                             \
+            for (p = 0; p + L <= k; p += L) {                                                  \
+                VT v = LOADU(xi + p);                                                          \
+                MT nz = CMPMASK(v, zero, _CMP_NEQ_UQ);                                         \
+                ISTORE(idx + nnz, ICOMPRESS(nz, at));                                          \
+                STORE(val + nnz, COMPRESS(nz, v));                                             \
+                nnz += (size_t)_mm_popcnt_u32((unsigned)nz);                                   \
+                at = IADD(at, ISTEP);                                                          \
+            }                                                                                  \
+            if (p < k) {                                                                       \
+                MT tail = (MT)((1u << (k - p)) - 1u), nz, out;                                 \
+                VT v = MLOADU(tail, xi + p);                                                   \
+                nz = MCMPMASK(tail, v, zero, _CMP_NEQ_UQ);                                     \
+                out = (MT)((1u << _mm_popcnt_u32((unsigned)nz)) - 1u);                         \
+                IMSTORE(idx + nnz, out, ICOMPRESS(nz, at));                                    \
+                MSTORE(val + nnz, out, COMPRESS(nz, v));                                       \
+                nnz += (size_t)_mm_popcnt_u32((unsigned)nz);                                   \
+            }                                                                                  \
+        }                                                                                      \
+        ptr[m] = (int32_t)nnz;                                                                 \
+        return nnz;                                                                            \
+    }
+
+TOCSR(float, nc_sto_csr_avx512, 16, __mmask16, __m512, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
+      _mm512_cmp_ps_mask, _mm512_mask_cmp_ps_mask, _mm512_setzero_ps, _mm512_maskz_compress_ps,
+      _mm512_storeu_ps, _mm512_mask_storeu_ps, __m512i,
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(16), _mm512_add_epi32, _mm512_maskz_compress_epi32,
+      _mm512_storeu_si512, _mm512_mask_storeu_epi32)
+TOCSR(double, nc_dto_csr_avx512, 8, __mmask8, __m512d, _mm512_loadu_pd, _mm512_maskz_loadu_pd,
+      _mm512_cmp_pd_mask, _mm512_mask_cmp_pd_mask, _mm512_setzero_pd, _mm512_maskz_compress_pd,
+      _mm512_storeu_pd, _mm512_mask_storeu_pd, __m256i,
+      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8), _mm256_add_epi32,
+      _mm256_maskz_compress_epi32, NC_SP_STORE256, _mm256_mask_storeu_epi32)
+#undef TOCSR
+
+/* four independent counts so that the adds do not wait on each other */
+#define COUNTNZ(T, FN, L, VT, LOADU, MLOADU, CMPMASK, MCMPMASK, ZERO)                              \
+    size_t FN(size_t count, const T *x)                                                        \
+    {                                                                                          \
+        size_t i = 0, n0 = 0, n1 = 0, n2 = 0, n3 = 0;                                          \
+        const VT zero = ZERO();                                                                \
+        for (; i + 4 * L <= count; i += 4 * L) {                                               \
+            n0 += (size_t)_mm_popcnt_u32((unsigned)CMPMASK(LOADU(x + i), zero, _CMP_NEQ_UQ));  \
+            n1 += (size_t)_mm_popcnt_u32((unsigned)CMPMASK(LOADU(x + i + L), zero, _CMP_NEQ_UQ)); \
+            n2 += (size_t)_mm_popcnt_u32(                                                      \
+                (unsigned)CMPMASK(LOADU(x + i + 2 * L), zero, _CMP_NEQ_UQ));                   \
+            n3 += (size_t)_mm_popcnt_u32(                                                      \
+                (unsigned)CMPMASK(LOADU(x + i + 3 * L), zero, _CMP_NEQ_UQ));                   \
+        }                                                                                      \
+        for (; i < count; i += L) {                                                            \
+            size_t left = count - i;                                                           \
+            unsigned tail = left >= L ? (1u << L) - 1u : (1u << left) - 1u;                    \
+            n0 += (size_t)_mm_popcnt_u32(                                                      \
+                (unsigned)MCMPMASK(tail, MLOADU(tail, x + i), zero, _CMP_NEQ_UQ));             \
+        }                                                                                      \
+        return n0 + n1 + n2 + n3;                                                              \
+    }
+COUNTNZ(float, nc_scount_nonzero_avx512, 16, __m512, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
+        _mm512_cmp_ps_mask, _mm512_mask_cmp_ps_mask, _mm512_setzero_ps)
+COUNTNZ(double, nc_dcount_nonzero_avx512, 8, __m512d, _mm512_loadu_pd, _mm512_maskz_loadu_pd,
+        _mm512_cmp_pd_mask, _mm512_mask_cmp_pd_mask, _mm512_setzero_pd)
+#undef COUNTNZ
 
 #else
 typedef int nc_dense_avx512_empty_; /* ISO C forbids an empty translation unit */

@@ -81,6 +81,10 @@ nc_status NC_FN(sparse_rows)(size_t m, size_t n, size_t bk, const int32_t *ptr,
 size_t NC_FN(count_nonzero)(size_t count, const real *x)
 {
     size_t i, nnz = 0;
+#ifdef NC_SPARSE_X86
+    if (nc_active_isa_ == NC_ISA_AVX512) return NC_FN(count_nonzero_avx512)(count, x);
+    if (nc_active_isa_ == NC_ISA_AVX2) return NC_FN(count_nonzero_avx2)(count, x);
+#endif
     for (i = 0; i < count; i++) nnz += x[i] != 0;
     return nnz;
 }
@@ -88,6 +92,10 @@ size_t NC_FN(count_nonzero)(size_t count, const real *x)
 size_t NC_FN(to_csr)(size_t m, size_t k, const real *x, int32_t *ptr, int32_t *idx, real *val)
 {
     size_t i, p, nnz = 0;
+#ifdef NC_SPARSE_X86 /* the same entries; like this loop, they may write past nnz (not past m * k) */
+    if (nc_active_isa_ == NC_ISA_AVX512) return NC_FN(to_csr_avx512)(m, k, x, ptr, idx, val);
+    if (nc_active_isa_ == NC_ISA_AVX2) return NC_FN(to_csr_avx2)(m, k, x, ptr, idx, val);
+#endif
     for (i = 0; i < m; i++) {
         const real *xi = x + i * k;
         ptr[i] = (int32_t)nnz;

@@ -25,7 +25,13 @@
                                float *c, size_t ldc);                                            \
     void nc_dsparse_rows_##isa(size_t m, size_t n, size_t bk, const int32_t *ptr,              \
                                const int32_t *idx, const double *val, const double *b,           \
-                               size_t ldb, double *c, size_t ldc);
+                               size_t ldb, double *c, size_t ldc);                              \
+    size_t nc_sto_csr_##isa(size_t m, size_t k, const float *x, int32_t *ptr, int32_t *idx,    \
+                            float *val);                                                       \
+    size_t nc_dto_csr_##isa(size_t m, size_t k, const double *x, int32_t *ptr, int32_t *idx,   \
+                            double *val);                                                      \
+    size_t nc_scount_nonzero_##isa(size_t count, const float *x);                              \
+    size_t nc_dcount_nonzero_##isa(size_t count, const double *x);
 NC_SPARSE_DECL(avx2)
 NC_SPARSE_DECL(avx512)
 #undef NC_SPARSE_DECL
@@ -45,7 +51,10 @@ nc_status nc_dsparse_rows(size_t m, size_t n, size_t bk, const int32_t *ptr, con
 
 
 /* x (m x k) to its nonzeros by rows: ptr (m + 1), idx and val (nnz each, at
- * most m * k); NaN counts as nonzero. Returns nnz. */
+ * most m * k); NaN counts as nonzero, -0.0 does not. Returns nnz. idx and
+ * val must have room for m * k entries: the entries past nnz may be written
+ * (all levels give the same first nnz). Vector forms per level below; the
+ * dispatch is nc_?to_csr. */
 size_t nc_sto_csr(size_t m, size_t k, const float *x, int32_t *ptr, int32_t *idx, float *val);
 size_t nc_dto_csr(size_t m, size_t k, const double *x, int32_t *ptr, int32_t *idx, double *val);
 /* The same nonzeros by columns (k columns), rows increasing within each;
@@ -54,7 +63,7 @@ void nc_scsr_to_csc(size_t m, size_t k, const int32_t *ptr, const int32_t *idx,
                     const float *val, int32_t *cptr, int32_t *row, float *cval);
 void nc_dcsr_to_csc(size_t m, size_t k, const int32_t *ptr, const int32_t *idx,
                     const double *val, int32_t *cptr, int32_t *row, double *cval);
-/* Nonzeros of x (m x k). */
+/* Nonzeros of x (count elements; NaN counts, -0.0 does not). */
 size_t nc_scount_nonzero(size_t count, const float *x);
 size_t nc_dcount_nonzero(size_t count, const double *x);
 

@@ -1,81 +1,154 @@
 /*
- * dense_sparse_x86.h -- dense_sparse.h's sparse kernels in vector registers,
+ * dense_sparse_x86.h -- dense_sparse.h's "rows times" in vector registers,
  * included by dense_avx2.c and dense_avx512.c once per precision after
- * defining T, VT, MT, L, VZERO, VLOADM, VSET1, VFMA, VSTOREM,
- * MASK and FN (all undefined again at the end).
+ * defining T, VT, MT, L, NV, VZERO, VLOAD, VLOADM, VSET1, VFMA, VSTORE,
+ * VSTOREM, MASK and FN (all undefined again at the end).
  *
  * Every nonzero costs n / L multiply-adds against a row of B; where that
- * row comes from decides the speed. Rows fetched from L2 per nonzero (and
- * rows 1 KiB apart share a few L1 sets) run well below the FMA rate, so a
- * B small enough (a batch's dZ) has its strip packed into L1 first.
+ * row comes from decides the speed.
+ *  - A B too big for L1 (a layer's W, in L2): C's row strip of NV vectors
+ *    (all of a 256-wide float row at AVX-512) in registers, so that each
+ *    nonzero reads its row of B once, in full vectors. L2's bandwidth is
+ *    the bound: 8 or 4 vectors wide, a prefetch of a later nonzero's row,
+ *    strips of B packed into L1 with four rows of C side by side (masked
+ *    multiply-adds for the shorter rows) all measured no faster.
+ *  - A B small enough (a batch's dZ): its strip of SV vectors packed into
+ *    L1 first (rows 1 KiB apart share a few L1 sets).
+ * Either way each element of C is one chain of multiply-adds in entry order
+ * from zero, so the result does not depend on the blocking.
  */
-#define NV 8
-#define SV 4                      /* vectors per strip of the L1 kernels */
+#define SV 4                      /* vectors per strip of the L1 kernel */
 #define SMALL_B (4096 * 4 / (int)sizeof(T)) /* elements: 16 KiB */
+
+/* C (m x w vectors from column 0 of c and b) for full vectors: w is a
+ * constant at each call, so acc[] lives in registers. */
+NC_AINLINE void NC_GLUE(FN, _strip)(int w, size_t m, const int32_t *ptr, const int32_t *idx,
+                                    const T *val, const T *b, size_t ldb, T *c, size_t ldc)
+{
+    size_t i;
+    int v;
+    for (i = 0; i < m; i++) {
+        VT acc[NV];
+        int32_t e = ptr[i], e1 = ptr[i + 1];
+        /* loops to the constant NV, cut at w: both GCC and Clang unroll them
+         * whole and keep acc[] in registers */
+#pragma GCC unroll 16
+        for (v = 0; v < NV; v++)
+            if (v < w) acc[v] = VZERO();
+        for (; e < e1; e++) {
+            const T *br = b + (size_t)idx[e] * ldb;
+            VT a = VSET1(val[e]);
+#pragma GCC unroll 16
+            for (v = 0; v < NV; v++)
+                if (v < w) acc[v] = VFMA(a, VLOAD(br + v * L), acc[v]);
+        }
+#pragma GCC unroll 16
+        for (v = 0; v < NV; v++)
+            if (v < w) VSTORE(c + i * ldc + v * L, acc[v]);
+    }
+}
+
+/* one vector of columns with its first cnt lanes only (the right edge) */
+static void NC_GLUE(FN, _edge)(size_t cnt, size_t m, const int32_t *ptr, const int32_t *idx,
+                               const T *val, const T *b, size_t ldb, T *c, size_t ldc)
+{
+    const MT mk = MASK(cnt);
+    size_t i;
+    for (i = 0; i < m; i++) {
+        VT acc = VZERO();
+        int32_t e;
+        for (e = ptr[i]; e < ptr[i + 1]; e++)
+            acc = VFMA(VSET1(val[e]), VLOADM(mk, b + (size_t)idx[e] * ldb), acc);
+        VSTOREM(c + i * ldc, mk, acc);
+    }
+}
+
+/* B small: strips of SV vectors packed into L1 (unmasked loads but at the
+ * right edge: AVX2's maskload is slow). Measured against the alternatives:
+ * two rows of C side by side, wider (32 KiB) or narrower strips, rows
+ * taken in order of their lengths, all no faster. */
+static void NC_GLUE(FN, _packed)(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                                 const int32_t *idx, const T *val, const T *b, size_t ldb,
+                                 T *c, size_t ldc)
+{
+    VT pack[SMALL_B / L];
+    size_t j0, i, p;
+    int v;
+    for (j0 = 0; j0 < n; j0 += (size_t)SV * L) {
+        const int full = n - j0 >= (size_t)SV * L;
+        for (p = 0; p < bk; p++) {
+            const T *br = b + p * ldb + j0;
+            if (full) {
+#pragma GCC unroll 4
+                for (v = 0; v < SV; v++) pack[p * SV + v] = VLOAD(br + v * L);
+            } else {
+                for (v = 0; v < SV; v++) {
+                    size_t lo = (size_t)v * L;
+                    pack[p * SV + v] = VLOADM(MASK(n - j0 > lo ? NC_MIN((size_t)L, n - j0 - lo) : 0),
+                                              br + lo);
+                }
+            }
+        }
+        for (i = 0; i < m; i++) {
+            VT acc[SV];
+            int32_t e, e1 = ptr[i + 1];
+            T *ci = c + i * ldc + j0;
+#pragma GCC unroll 4
+            for (v = 0; v < SV; v++) acc[v] = VZERO();
+            for (e = ptr[i]; e < e1; e++) {
+                const VT *br = pack + (size_t)idx[e] * SV;
+                VT a = VSET1(val[e]);
+#pragma GCC unroll 4
+                for (v = 0; v < SV; v++) acc[v] = VFMA(a, br[v], acc[v]);
+            }
+            if (full) {
+#pragma GCC unroll 4
+                for (v = 0; v < SV; v++) VSTORE(ci + v * L, acc[v]);
+            } else {
+                for (v = 0; v < SV; v++) {
+                    size_t lo = (size_t)v * L;
+                    VSTOREM(ci + lo, MASK(n - j0 > lo ? NC_MIN((size_t)L, n - j0 - lo) : 0), acc[v]);
+                }
+            }
+        }
+    }
+}
 
 /* rows times: C[i, :] = sum over i's entries e of val[e] B[idx[e], :];
  * B has bk rows. */
 void FN(size_t m, size_t n, size_t bk, const int32_t *ptr, const int32_t *idx, const T *val,
         const T *b, size_t ldb, T *c, size_t ldc)
 {
-    size_t j0, i;
+    size_t j = 0, nf = n / L * L;
+    if (m == 0 || n == 0) return;
     if (bk * SV * L <= (size_t)SMALL_B) {
-        /* B's strip packed into L1 (a copy of bk x SV vectors), C's row
-         * strip in registers */
-        VT pack[SMALL_B / L];
-        for (j0 = 0; j0 < n; j0 += (size_t)SV * L) {
-            MT mk[SV];
-            int v;
-            size_t p;
-            for (v = 0; v < SV; v++) {
-                size_t lo = j0 + (size_t)v * L;
-                mk[v] = MASK(n > lo ? NC_MIN((size_t)L, n - lo) : 0);
-            }
-            for (p = 0; p < bk; p++)
-#pragma GCC unroll 4
-                for (v = 0; v < SV; v++) pack[p * SV + v] = VLOADM(mk[v], b + p * ldb + j0 + v * L);
-            for (i = 0; i < m; i++) {
-                VT acc[SV];
-                int32_t e, e1 = ptr[i + 1];
-#pragma GCC unroll 4
-                for (v = 0; v < SV; v++) acc[v] = VZERO();
-                for (e = ptr[i]; e < e1; e++) {
-                    const VT *br = pack + (size_t)idx[e] * SV;
-                    VT a = VSET1(val[e]);
-#pragma GCC unroll 4
-                    for (v = 0; v < SV; v++) acc[v] = VFMA(a, br[v], acc[v]);
-                }
-#pragma GCC unroll 4
-                for (v = 0; v < SV; v++) VSTOREM(c + i * ldc + j0 + v * L, mk[v], acc[v]);
-            }
-        }
+        NC_GLUE(FN, _packed)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
         return;
     }
-    for (j0 = 0; j0 < n; j0 += (size_t)NV * L) {
-        MT mk[NV];
-        int v;
-        for (v = 0; v < NV; v++) {
-            size_t lo = j0 + (size_t)v * L;
-            mk[v] = MASK(n > lo ? NC_MIN((size_t)L, n - lo) : 0);
-        }
-        for (i = 0; i < m; i++) {
-            VT acc[NV];
-            int32_t e, e1 = ptr[i + 1];
-#pragma GCC unroll 8
-            for (v = 0; v < NV; v++) acc[v] = VZERO();
-            for (e = ptr[i]; e < e1; e++) {
-                const T *br = b + (size_t)idx[e] * ldb + j0;
-                VT a = VSET1(val[e]);
-#pragma GCC unroll 8
-                for (v = 0; v < NV; v++) acc[v] = VFMA(a, VLOADM(mk[v], br + v * L), acc[v]);
-            }
-#pragma GCC unroll 8
-            for (v = 0; v < NV; v++) VSTOREM(c + i * ldc + j0 + v * L, mk[v], acc[v]);
-        }
+    /* the full vectors in strips of NV, then 8, 4, 2, 1 (constant widths) */
+    for (; nf - j >= (size_t)NV * L; j += (size_t)NV * L)
+        NC_GLUE(FN, _strip)(NV, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+#if NV > 8
+    if (nf - j >= 8 * L) {
+        NC_GLUE(FN, _strip)(8, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+        j += 8 * L;
     }
+#endif
+    if (nf - j >= 4 * L) {
+        NC_GLUE(FN, _strip)(4, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+        j += 4 * L;
+    }
+    if (nf - j >= 2 * L) {
+        NC_GLUE(FN, _strip)(2, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+        j += 2 * L;
+    }
+    if (nf - j >= L) {
+        NC_GLUE(FN, _strip)(1, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+        j += L;
+    }
+    if (j < n) NC_GLUE(FN, _edge)(n - j, m, ptr, idx, val, b + j, ldb, c + j, ldc);
 }
 
-#undef NV
 #undef SV
 #undef SMALL_B
 /* the includer's parameters too, so that it can define them anew */
@@ -83,10 +156,13 @@ void FN(size_t m, size_t n, size_t bk, const int32_t *ptr, const int32_t *idx, c
 #undef VT
 #undef MT
 #undef L
+#undef NV
 #undef VZERO
+#undef VLOAD
 #undef VLOADM
 #undef VSET1
 #undef VFMA
+#undef VSTORE
 #undef VSTOREM
 #undef MASK
 #undef FN

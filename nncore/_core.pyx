@@ -2996,3 +2996,129 @@ def _rbm_binary_mode(int mode=-1):
 def _rbm_binary_count():
     """For tests: how many binary-left products have run in this process."""
     return nc_rbm_bin_count()
+
+
+# --------------------------------------------------------------------------
+# Sparse kernels (csrc/dense_sparse.h): test hooks
+# --------------------------------------------------------------------------
+
+from libc.stdint cimport int32_t
+
+cdef extern from "dense_sparse.h":
+    nc_status nc_ssparse_rows(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                              const int32_t *idx, const float *val, const float *b, size_t ldb,
+                              float *c, size_t ldc) nogil
+    nc_status nc_dsparse_rows(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                              const int32_t *idx, const double *val, const double *b,
+                              size_t ldb, double *c, size_t ldc) nogil
+    size_t nc_sto_csr(size_t m, size_t k, const float *x, int32_t *ptr, int32_t *idx,
+                      float *val) nogil
+    size_t nc_dto_csr(size_t m, size_t k, const double *x, int32_t *ptr, int32_t *idx,
+                      double *val) nogil
+    size_t nc_scount_nonzero(size_t count, const float *x) nogil
+    size_t nc_dcount_nonzero(size_t count, const double *x) nogil
+
+
+def _sparse_rows(ptr, idx, val, b, m, int repeat=1):
+    """Test hook: the engine's "rows times" at the level in force. Returns C
+    (m x n), row i = sum over e = ptr[i] .. ptr[i+1]-1 of val[e] * b[idx[e], :]
+    (each element one chain of multiply-adds in entry order from zero).
+    repeat > 1 runs the kernel that many times (for benchmarks: the checks
+    here cost more than the kernel)."""
+    b = np.asarray(b)
+    if b.dtype != np.float32 and b.dtype != np.float64:
+        raise TypeError(f"b must be float32 or float64, got {b.dtype}")
+    if b.ndim != 2:
+        raise ValueError(f"b must be 2-D, got shape {b.shape}")
+    m = int(m)
+    if m < 0:
+        raise ValueError(f"m must be >= 0, got {m}")
+    pa = np.ascontiguousarray(ptr, dtype=np.int32)
+    ia = np.ascontiguousarray(idx, dtype=np.int32)
+    va = np.ascontiguousarray(val, dtype=b.dtype)
+    ba = np.ascontiguousarray(b)
+    if pa.shape != (m + 1,):
+        raise ValueError(f"ptr must have m + 1 = {m + 1} entries, got shape {pa.shape}")
+    if ia.ndim != 1 or va.ndim != 1 or ia.shape != va.shape:
+        raise ValueError("idx and val must be 1-D and of one length")
+    if pa[0] != 0 or np.any(np.diff(pa) < 0) or pa[m] > ia.shape[0]:
+        raise ValueError("ptr must start at 0, not decrease and end within idx")
+    if ia.shape[0] and (ia.min() < 0 or ia.max() >= ba.shape[0]):
+        raise ValueError(f"idx must lie in [0, {ba.shape[0]})")
+    c = np.empty((m, ba.shape[1]), dtype=ba.dtype)
+    cdef size_t mm = m, n = ba.shape[1], bk = ba.shape[0]
+    cdef cnp.ndarray p = pa, ix = ia, v = va, bb = ba, cc = c
+    cdef nc_status st = NC_OK
+    cdef int r
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    if mm == 0 or n == 0:
+        return c
+    if ba.dtype == np.float32:
+        with nogil:
+            for r in range(repeat):
+                st = nc_ssparse_rows(mm, n, bk, <const int32_t *>cnp.PyArray_DATA(p),
+                                     <const int32_t *>cnp.PyArray_DATA(ix),
+                                     <const float *>cnp.PyArray_DATA(v),
+                                     <const float *>cnp.PyArray_DATA(bb), n,
+                                     <float *>cnp.PyArray_DATA(cc), n)
+    else:
+        with nogil:
+            for r in range(repeat):
+                st = nc_dsparse_rows(mm, n, bk, <const int32_t *>cnp.PyArray_DATA(p),
+                                     <const int32_t *>cnp.PyArray_DATA(ix),
+                                     <const double *>cnp.PyArray_DATA(v),
+                                     <const double *>cnp.PyArray_DATA(bb), n,
+                                     <double *>cnp.PyArray_DATA(cc), n)
+    _check_status(st)
+    return c
+
+
+def _to_csr(x):
+    """Test hook: x (m x k, float32 or float64) to its nonzeros by rows with
+    the engine's conversion at the level in force (NaN counts as nonzero).
+    Returns (ptr, idx, val)."""
+    x = _sparse_input(x)
+    room = max(x.size, 1)  # for every entry, as the engine's callers give it
+    cdef cnp.ndarray xx = x
+    cdef size_t m = x.shape[0], k = x.shape[1], nnz
+    cdef cnp.ndarray p = np.empty(m + 1, dtype=np.int32)
+    cdef cnp.ndarray ix = np.empty(room, dtype=np.int32)
+    cdef cnp.ndarray v = np.empty(room, dtype=x.dtype)
+    if x.dtype == np.float32:
+        with nogil:
+            nnz = nc_sto_csr(m, k, <const float *>cnp.PyArray_DATA(xx),
+                             <int32_t *>cnp.PyArray_DATA(p), <int32_t *>cnp.PyArray_DATA(ix),
+                             <float *>cnp.PyArray_DATA(v))
+    else:
+        with nogil:
+            nnz = nc_dto_csr(m, k, <const double *>cnp.PyArray_DATA(xx),
+                             <int32_t *>cnp.PyArray_DATA(p), <int32_t *>cnp.PyArray_DATA(ix),
+                             <double *>cnp.PyArray_DATA(v))
+    return p, ix[:nnz].copy(), v[:nnz].copy()
+
+
+def _count_nonzero(x):
+    """Test hook: the engine's count of x's nonzeros (NaN counts) at the level
+    in force; x float32 or float64, 2-D."""
+    x = _sparse_input(x)
+    cdef cnp.ndarray xx = x
+    cdef size_t count = x.size, nnz
+    if x.dtype == np.float32:
+        with nogil:
+            nnz = nc_scount_nonzero(count, <const float *>cnp.PyArray_DATA(xx))
+    else:
+        with nogil:
+            nnz = nc_dcount_nonzero(count, <const double *>cnp.PyArray_DATA(xx))
+    return nnz
+
+
+def _sparse_input(x):
+    x = np.asarray(x)
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D, got shape {x.shape}")
+    if x.size > 0x7fffffff:
+        raise ValueError("x has more than 2**31 - 1 elements")
+    return np.ascontiguousarray(x)
