@@ -7,6 +7,18 @@
 #include "nncore.h"
 
 #define NC_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* A hint to bring the cache line at p into cache (nothing where the
+ * compiler has no way to say it): for rows picked at random, which the
+ * hardware prefetcher cannot foresee. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NC_PREFETCH(p) __builtin_prefetch(p)
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#define NC_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define NC_PREFETCH(p) ((void)(p))
+#endif
 #define NC_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* The level in force (set by nc_init / nc_set_isa). Each module maps it to

@@ -387,6 +387,10 @@ typedef struct nc_optim_config {
     double clipvalue;                 /* > 0 clamps each element; 0: off */
     int nesterov;                     /* SGD */
     int amsgrad;                      /* ADAM(W) */
+    int epsilon_hat;                  /* ADAM(W): epsilon added to sqrt(v) before the
+                                       * bias correction, which goes into the step size
+                                       * (Keras' and scikit-learn's form; one division
+                                       * a weight instead of two) */
     int centered;                     /* RMSPROP */
 } nc_optim_config;
 

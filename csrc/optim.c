@@ -32,6 +32,7 @@ void nc_optim_config_default(nc_optim_config *cfg, nc_optim_kind kind)
     cfg->clipvalue = 0.0;
     cfg->nesterov = 0;
     cfg->amsgrad = 0;
+    cfg->epsilon_hat = 0;
     cfg->centered = 0;
 }
 

@@ -171,7 +171,8 @@ static inline void NC_TAG(adam_range)(size_t n, real *restrict p, const real *re
                                       real *restrict m, real *restrict v,
                                       real *restrict vmax, real gs, real cv, real wd,
                                       real dec, real b1w, real b2, real b2w, real bc2s,
-                                      real eps, real nstep, const int AMS, NC_PEN_ARGS)
+                                      real eps, real nstep, const int AMS, const int HAT,
+                                      NC_PEN_ARGS)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -186,7 +187,8 @@ static inline void NC_TAG(adam_range)(size_t n, real *restrict p, const real *re
             vmax[i] = x;
             vi = x;
         }
-        denom = R_SQRT(vi) / bc2s + eps;
+        /* HAT: the bias correction is in nstep (bc2s is 1) */
+        denom = HAT ? R_SQRT(vi) + eps : R_SQRT(vi) / bc2s + eps;
         p[i] = p[i] * dec + nstep * (mi / denom);
     }
 }
@@ -212,59 +214,96 @@ static inline void NC_TAG(nadam_range)(size_t n, real *restrict p, const real *r
 
 #undef NC_GRAD
 
-/* The step over elements [lo, lo + len); with PEN, their gradient gets the
- * penalty of coefficients pl1 (l1) and pl2 (2 l2) added. */
-static inline void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t len,
-                                       NC_PEN_ARGS)
+/* The step over elements [lo, lo + len); pen 1 or 2 (NC_GRAD's PEN): their
+ * gradient gets the penalty of coefficients pl1 (l1) and pl2 (2 l2) added.
+ * Every range is called with literal flags, pen's included, so that each
+ * combination is its own loop (this function is too big to be inlined into
+ * its callers, so a flag passed in would stay a run-time test). */
+static void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t len, int pen,
+                                real pl1, real pl2)
 {
     const real *g = J->g + lo;
     const nc_optim_config *cfg = J->cfg;
     size_t n = J->n;
     real *p = J->p + lo, *s = J->s + lo;
     const real *c = J->c;
+#define NC_PEN3(CALL) do { if (pen == 0) CALL(0); else if (pen == 1) CALL(1); else CALL(2); } while (0)
     switch (cfg->kind) {
     case NC_OPTIM_SGD: /* c: lr, momentum */
-        if (cfg->momentum == 0)
-            NC_TAG(sgd_range)(len, p, g, NULL, J->gs, J->cv, J->wd, c[0], c[1], 0, 0, pl1, pl2, PEN);
-        else if (cfg->nesterov)
-            NC_TAG(sgd_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], 1, 1, pl1, pl2, PEN);
-        else
-            NC_TAG(sgd_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], 1, 0, pl1, pl2, PEN);
+#define NC_SGD(B, MOM, NES, PEN) NC_TAG(sgd_range)(len, p, g, B, J->gs, J->cv, J->wd, c[0], c[1], \
+                                                   MOM, NES, pl1, pl2, PEN)
+#define NC_SGD0(PEN) NC_SGD(NULL, 0, 0, PEN)
+#define NC_SGDN(PEN) NC_SGD(s, 1, 1, PEN)
+#define NC_SGDM(PEN) NC_SGD(s, 1, 0, PEN)
+        if (cfg->momentum == 0) NC_PEN3(NC_SGD0);
+        else if (cfg->nesterov) NC_PEN3(NC_SGDN);
+        else NC_PEN3(NC_SGDM);
+#undef NC_SGD
+#undef NC_SGD0
+#undef NC_SGDN
+#undef NC_SGDM
         break;
     case NC_OPTIM_ADAGRAD: /* c: lr, eps */
-        NC_TAG(adagrad_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], pl1, pl2, PEN);
+#define NC_ADAGRAD(PEN) NC_TAG(adagrad_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], \
+                                              pl1, pl2, PEN)
+        NC_PEN3(NC_ADAGRAD);
+#undef NC_ADAGRAD
         break;
     case NC_OPTIM_ADADELTA: /* c: lr, rho, 1 - rho, eps */
-        NC_TAG(adadelta_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0], c[1], c[2], c[3], pl1, pl2, PEN);
+#define NC_ADADELTA(PEN) NC_TAG(adadelta_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0], \
+                                                c[1], c[2], c[3], pl1, pl2, PEN)
+        NC_PEN3(NC_ADADELTA);
+#undef NC_ADADELTA
         break;
     case NC_OPTIM_RMSPROP: { /* c: lr, rho, 1 - rho, eps, momentum */
         int cen = cfg->centered != 0, mom = cfg->momentum > 0;
         real *ga = s + n, *buf = s + (cen ? 2 : 1) * n;
-#define NC_RMS(C, M) NC_TAG(rmsprop_range)(len, p, g, s, ga, buf, J->gs, J->cv, J->wd, \
-                                           c[0], c[1], c[2], c[3], c[4], C, M, pl1, pl2, PEN)
-        if (cen && mom) NC_RMS(1, 1);
-        else if (cen) NC_RMS(1, 0);
-        else if (mom) NC_RMS(0, 1);
-        else NC_RMS(0, 0);
+#define NC_RMS(C, M, PEN) NC_TAG(rmsprop_range)(len, p, g, s, ga, buf, J->gs, J->cv, J->wd, \
+                                                c[0], c[1], c[2], c[3], c[4], C, M, pl1, pl2, PEN)
+#define NC_RMS11(PEN) NC_RMS(1, 1, PEN)
+#define NC_RMS10(PEN) NC_RMS(1, 0, PEN)
+#define NC_RMS01(PEN) NC_RMS(0, 1, PEN)
+#define NC_RMS00(PEN) NC_RMS(0, 0, PEN)
+        if (cen && mom) NC_PEN3(NC_RMS11);
+        else if (cen) NC_PEN3(NC_RMS10);
+        else if (mom) NC_PEN3(NC_RMS01);
+        else NC_PEN3(NC_RMS00);
 #undef NC_RMS
+#undef NC_RMS11
+#undef NC_RMS10
+#undef NC_RMS01
+#undef NC_RMS00
         break;
     }
     case NC_OPTIM_ADAM:
     case NC_OPTIM_ADAMW: /* c: 1 - beta_1, beta_2, 1 - beta_2, sqrt(bc2), eps, -lr / bc1 */
-        if (cfg->amsgrad)
-            NC_TAG(adam_range)(len, p, g, s, s + n, s + 2 * n, J->gs, J->cv, J->wd, J->dec,
-                               c[0], c[1], c[2], c[3], c[4], c[5], 1, pl1, pl2, PEN);
-        else
-            NC_TAG(adam_range)(len, p, g, s, s + n, NULL, J->gs, J->cv, J->wd, J->dec,
-                               c[0], c[1], c[2], c[3], c[4], c[5], 0, pl1, pl2, PEN);
+#define NC_ADAM(VMAX, AMS, HAT, PEN) NC_TAG(adam_range)(len, p, g, s, s + n, VMAX, J->gs, J->cv, \
+                                                        J->wd, J->dec, c[0], c[1], c[2], c[3],  \
+                                                        c[4], c[5], AMS, HAT, pl1, pl2, PEN)
+#define NC_ADAM11(PEN) NC_ADAM(s + 2 * n, 1, 1, PEN)
+#define NC_ADAM10(PEN) NC_ADAM(s + 2 * n, 1, 0, PEN)
+#define NC_ADAM01(PEN) NC_ADAM(NULL, 0, 1, PEN)
+#define NC_ADAM00(PEN) NC_ADAM(NULL, 0, 0, PEN)
+        if (cfg->amsgrad && cfg->epsilon_hat) NC_PEN3(NC_ADAM11);
+        else if (cfg->amsgrad) NC_PEN3(NC_ADAM10);
+        else if (cfg->epsilon_hat) NC_PEN3(NC_ADAM01);
+        else NC_PEN3(NC_ADAM00);
+#undef NC_ADAM
+#undef NC_ADAM11
+#undef NC_ADAM10
+#undef NC_ADAM01
+#undef NC_ADAM00
         break;
     case NC_OPTIM_NADAM: /* c: 1 - beta_1, beta_2, 1 - beta_2, bc2, eps, cg, cm */
-        NC_TAG(nadam_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0], c[1], c[2], c[3],
-                            c[4], c[5], c[6], pl1, pl2, PEN);
+#define NC_NADAM(PEN) NC_TAG(nadam_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0], c[1], \
+                                          c[2], c[3], c[4], c[5], c[6], pl1, pl2, PEN)
+        NC_PEN3(NC_NADAM);
+#undef NC_NADAM
         break;
     default:
         break;
     }
+#undef NC_PEN3
 }
 
 /* Runs one task of the step: chunk `task` of NC_OPTIM_CHUNK elements, or,
@@ -296,10 +335,7 @@ void NC_OPTIM_TASK(void *ctx, size_t task, int thread)
         for (off = 0; off < len; off += NC_PEN_SUB) {
             size_t sub = NC_MIN(len - off, (size_t)NC_PEN_SUB);
             NC_TAG(penalty_sums)(sub, J->p + lo + off, sg->l1 != 0, sg->l2 != 0, a, sq);
-            if (rl1 == 0)
-                NC_TAG(optim_range)(J, lo + off, sub, rl1, rl2, 1);
-            else
-                NC_TAG(optim_range)(J, lo + off, sub, rl1, rl2, 2);
+            NC_TAG(optim_range)(J, lo + off, sub, rl1 == 0 ? 1 : 2, rl1, rl2);
         }
     }
 }
@@ -411,9 +447,10 @@ static nc_status NC_TAG(optim_setup)(const nc_optim_config *cfg, size_t n, real 
         J.c[0] = (real)(1.0 - cfg->beta_1);
         J.c[1] = (real)cfg->beta_2;
         J.c[2] = (real)(1.0 - cfg->beta_2);
-        J.c[3] = (real)sqrt(bc2);
+        J.c[3] = cfg->epsilon_hat ? 1 : (real)sqrt(bc2);
         J.c[4] = (real)cfg->epsilon;
-        J.c[5] = (real)(-(lr / bc1));
+        /* epsilon hat: Keras' alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t) */
+        J.c[5] = (real)(cfg->epsilon_hat ? -(lr * sqrt(bc2) / bc1) : -(lr / bc1));
         break;
     }
     case NC_OPTIM_NADAM: {

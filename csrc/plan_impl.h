@@ -25,29 +25,75 @@ nc_status NC_FN(plan_forward)(size_t n_steps, const NC_TAG(nc_plan_step) *steps,
     return st;
 }
 
-/* The first dense step's x, when sparse enough, as its nonzeros by rows and by
- * columns in the scratch past the two halves of work (see nc_plan_train_work).
- * Returns 1 when the sparse products are to be used. */
-static int NC_TAG(plan_sparse_x)(size_t m, size_t k, const real *x, real *scratch,
-                                 int32_t **ptr, int32_t **idx, real **val,
-                                 int32_t **cptr, int32_t **row, real **cval)
+/* A batch's first input as its nonzeros by rows (ptr, idx, val) and by
+ * columns (cptr, row, cval), in the scratch past the two halves of work
+ * (see nc_plan_train_work). */
+typedef struct NC_TAG(plan_sparse) {
+    int32_t *ptr, *idx, *cptr, *row;
+    real *val, *cval;
+} NC_TAG(plan_sparse);
+
+/* Whether a batch of m x k with nnz nonzeros takes the sparse products: at
+ * most a quarter nonzero (the sparse products run at about half the GEMM's
+ * rate per multiply-add, each nonzero streaming a row of W, so below that
+ * they win, with room for the conversion), unless a test forces a side. */
+static int NC_TAG(plan_sparse_wins)(size_t m, size_t k, size_t nnz)
 {
-    size_t nnz;
     if (nc_plan_sparse_ == 1 || m * k > (size_t)INT32_MAX) return 0;
-    nnz = NC_FN(count_nonzero)(m * k, x);
-    /* at most a quarter nonzero: the sparse products run at about half the
-     * GEMM's rate per multiply-add (each nonzero streams a row of W), so
-     * below that they win, with room for the conversion (a pass over x and
-     * one over the nonzeros) */
-    if (nnz * 4 > m * k && nc_plan_sparse_ != 2) return 0;
-    *val = scratch;
-    *cval = scratch + m * k;
-    *ptr = (int32_t *)(scratch + 2 * m * k);       /* m + 1 */
-    *idx = *ptr + (m + 1);                          /* m * k */
-    *cptr = *idx + m * k;                           /* k + 1 */
-    *row = *cptr + (k + 1);                         /* m * k */
-    NC_FN(to_csr)(m, k, x, *ptr, *idx, *val);
-    NC_FN(csr_to_csc)(m, k, *ptr, *idx, *val, *cptr, *row, *cval);
+    return nnz * 4 <= m * k || nc_plan_sparse_ == 2;
+}
+
+static void NC_TAG(plan_sparse_layout)(size_t m, size_t k, real *scratch,
+                                       NC_TAG(plan_sparse) *sx)
+{
+    sx->val = scratch;
+    sx->cval = scratch + m * k;
+    sx->ptr = (int32_t *)(scratch + 2 * m * k); /* m + 1 */
+    sx->idx = sx->ptr + (m + 1);                 /* m * k */
+    sx->cptr = sx->idx + m * k;                  /* k + 1 */
+    sx->row = sx->cptr + (k + 1);                /* m * k */
+}
+
+/* The first dense step's x, when sparse enough, as its nonzeros in the
+ * scratch. Returns 1 when the sparse products are to be used. */
+static int NC_TAG(plan_sparse_x)(size_t m, size_t k, const real *x, real *scratch,
+                                 NC_TAG(plan_sparse) *sx)
+{
+    if (nc_plan_sparse_ == 1 || m * k > (size_t)INT32_MAX) return 0;
+    if (!NC_TAG(plan_sparse_wins)(m, k, NC_FN(count_nonzero)(m * k, x))) return 0;
+    NC_TAG(plan_sparse_layout)(m, k, scratch, sx);
+    NC_FN(to_csr)(m, k, x, sx->ptr, sx->idx, sx->val);
+    NC_FN(csr_to_csc)(m, k, sx->ptr, sx->idx, sx->val, sx->cptr, sx->row, sx->cval);
+    return 1;
+}
+
+#ifndef NC_PLAN_AHEAD
+#define NC_PLAN_AHEAD 8 /* samples fetched ahead of their conversion */
+#endif
+
+/* The same, straight from the batch's scattered samples x[o[r]] (no dense
+ * copy first): the nonzeros by rows, then, if the batch is sparse enough
+ * (plan_sparse_x's choice, on the same count), by columns. Returns 0, the
+ * scratch then garbage, when it is not. */
+static int NC_TAG(plan_sparse_rows_of)(size_t m, size_t k, const real *x, const int64_t *o,
+                                       real *scratch, NC_TAG(plan_sparse) *sx)
+{
+    size_t r, nnz = 0;
+    int32_t row_ptr[2];
+    if (nc_plan_sparse_ == 1 || m * k > (size_t)INT32_MAX) return 0;
+    NC_TAG(plan_sparse_layout)(m, k, scratch, sx);
+    for (r = 0; r < m; r++) { /* (to_csr's scratch writes stay inside the m * k room) */
+        if (r + NC_PLAN_AHEAD < m) { /* the samples are scattered in memory */
+            const char *next = (const char *)(x + (size_t)o[r + NC_PLAN_AHEAD] * k);
+            size_t b;
+            for (b = 0; b < k * sizeof(real); b += 64) NC_PREFETCH(next + b);
+        }
+        sx->ptr[r] = (int32_t)nnz;
+        nnz += NC_FN(to_csr)(1, k, x + (size_t)o[r] * k, row_ptr, sx->idx + nnz, sx->val + nnz);
+    }
+    sx->ptr[m] = (int32_t)nnz;
+    if (!NC_TAG(plan_sparse_wins)(m, k, nnz)) return 0;
+    NC_FN(csr_to_csc)(m, k, sx->ptr, sx->idx, sx->val, sx->cptr, sx->row, sx->cval);
     return 1;
 }
 
@@ -59,32 +105,28 @@ size_t NC_FN(plan_train_work)(size_t n_steps, const NC_TAG(nc_plan_step) *steps,
     return 2 * m * widest + (steps[0].op == NC_PLAN_DENSE ? 4 * m * k + m + k + 2 : 0);
 }
 
-nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, size_t m,
-                                 const real *x, int fuse_last, nc_loss loss,
-                                 nc_reduction reduction, const real *t, const int64_t *labels,
-                                 real *const *outputs, real *const *grad_w,
-                                 real *const *grad_b, real *work, double *total)
+/* A training step (nc_?plan_train_step) whose first input comes as sx's
+ * nonzeros when sx is given (x then unused), else as x. */
+static nc_status NC_TAG(plan_step)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, size_t m,
+                                   const real *x, const NC_TAG(plan_sparse) *sx, int fuse_last,
+                                   nc_loss loss, nc_reduction reduction, const real *t,
+                                   const int64_t *labels, real *const *outputs,
+                                   real *const *grad_w, real *const *grad_b, real *work,
+                                   double *total)
 {
     size_t i, widest = 0, last = n_steps - 1;
     const real *in = x;
     real *dy, *spare;
-    int32_t *ptr = NULL, *idx = NULL, *cptr = NULL, *row = NULL;
-    real *val = NULL, *cval = NULL;
-    int sparse = 0;
+    const int sparse = sx != NULL;
     nc_status st = NC_OK;
     for (i = 0; i < n_steps; i++) widest = NC_MAX(widest, NC_MAX(steps[i].n_in, steps[i].n_out));
-    /* a sparse input (one-hot, bag of words, binary images): the first
-     * layer's two products run over its nonzeros only */
-    if (steps[0].op == NC_PLAN_DENSE)
-        sparse = NC_TAG(plan_sparse_x)(m, steps[0].n_in, x, work + 2 * m * widest, &ptr, &idx,
-                                       &val, &cptr, &row, &cval);
     /* forward, keeping every step's output */
     for (i = 0; i < n_steps && st == NC_OK; i++) {
         const NC_TAG(nc_plan_step) *s = &steps[i];
         nc_act act = i == last && fuse_last ? NC_ACT_IDENTITY : s->act;
         if (i == 0 && sparse) {
-            st = NC_FN(sparse_rows)(m, s->n_out, s->n_in, ptr, idx, val, s->w, s->n_out,
-                                    outputs[0], s->n_out);
+            st = NC_FN(sparse_rows)(m, s->n_out, s->n_in, sx->ptr, sx->idx, sx->val, s->w,
+                                    s->n_out, outputs[0], s->n_out);
             if (st == NC_OK) st = NC_FN(bias_act)(act, s->param, m, s->n_out, s->b, outputs[0],
                                                   s->n_out);
         } else if (s->op == NC_PLAN_DENSE)
@@ -110,8 +152,8 @@ nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *ste
         if (act != NC_ACT_IDENTITY)
             st = NC_FN(act_backward)(act, s->param, m, s->n_out, outputs[i], dy, dy);
         if (st == NC_OK && i == 0 && sparse) { /* dW = X^T dZ over X's columns; db as dense */
-            st = NC_FN(sparse_rows)(s->n_in, s->n_out, m, cptr, row, cval, dy, s->n_out,
-                                    grad_w[0], s->n_out);
+            st = NC_FN(sparse_rows)(s->n_in, s->n_out, m, sx->cptr, sx->row, sx->cval, dy,
+                                    s->n_out, grad_w[0], s->n_out);
             if (st == NC_OK)
                 st = NC_FN(dense_backward)(m, s->n_in, s->n_out, x, s->w, dy, NULL, NULL,
                                            grad_b[0], R_C(0));
@@ -123,6 +165,24 @@ nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *ste
         }
     }
     return st;
+}
+
+nc_status NC_FN(plan_train_step)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, size_t m,
+                                 const real *x, int fuse_last, nc_loss loss,
+                                 nc_reduction reduction, const real *t, const int64_t *labels,
+                                 real *const *outputs, real *const *grad_w,
+                                 real *const *grad_b, real *work, double *total)
+{
+    size_t i, widest = 0;
+    NC_TAG(plan_sparse) sx;
+    int sparse = 0;
+    for (i = 0; i < n_steps; i++) widest = NC_MAX(widest, NC_MAX(steps[i].n_in, steps[i].n_out));
+    /* a sparse input (one-hot, bag of words, binary images): the first
+     * layer's two products run over its nonzeros only */
+    if (steps[0].op == NC_PLAN_DENSE)
+        sparse = NC_TAG(plan_sparse_x)(m, steps[0].n_in, x, work + 2 * m * widest, &sx);
+    return NC_TAG(plan_step)(n_steps, steps, m, x, sparse ? &sx : NULL, fuse_last, loss,
+                             reduction, t, labels, outputs, grad_w, grad_b, work, total);
 }
 
 /* ---- whole epochs: nc_?plan_fit ---- */
@@ -139,7 +199,7 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
     int64_t *lb = (int64_t *)f->yb;
     real *tb = (real *)f->yb;
     nc_optim_config cfg = *f->opt;
-    size_t b, r, j;
+    size_t b, r, j, widest = 0;
     nc_status st = NC_OK;
     /* the penalties as runs of the parameter buffer, added on the fly by the
      * optimizer step (one pass, not two), when each w and its g sit at the
@@ -160,6 +220,8 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
             segs[j].l2 = f->pen_l2[j];
         }
     }
+    int sparse_so_far = 1;
+    for (j = 0; j < n_steps; j++) widest = NC_MAX(widest, NC_MAX(steps[j].n_in, steps[j].n_out));
     f->done = 0;
     for (b = 0; b < f->count; b++) {
         size_t start = (f->first + b) * f->batch, rows = NC_MIN(f->batch, n - start);
@@ -167,10 +229,20 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
         const int64_t *lin = f->labels ? f->labels + start : NULL;
         const real *out = (const real *)f->outputs[n_steps - 1], *seen;
         double loss = 0, layer_pen = 0;
+        NC_TAG(plan_sparse) sx;
+        real *scratch = (real *)f->work + 2 * rows * widest;
+        int sparse = 0;
+        /* a sparse first input is converted straight from the samples; after
+         * a batch that was not sparse enough, they are copied and counted
+         * first (the choice, and so every bit, is the same either way) */
+        if (f->order && steps[0].op == NC_PLAN_DENSE && sparse_so_far) {
+            sparse = NC_TAG(plan_sparse_rows_of)(rows, k, x, f->order + start, scratch, &sx);
+            sparse_so_far = sparse;
+        }
         if (f->order) { /* gather the batch's samples into the scratch rows */
             const int64_t *o = f->order + start;
             for (r = 0; r < rows; r++) {
-                memcpy(xb + r * k, x + (size_t)o[r] * k, k * sizeof(real));
+                if (!sparse) memcpy(xb + r * k, x + (size_t)o[r] * k, k * sizeof(real));
                 if (f->labels)
                     lb[r] = f->labels[o[r]];
                 else
@@ -180,10 +252,14 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
             lin = f->labels ? lb : NULL;
             tin = f->labels ? NULL : tb;
         }
-        st = NC_FN(plan_train_step)(n_steps, steps, rows, xin, f->fuse_last, f->loss,
-                                    f->reduction, tin, lin, (real *const *)f->outputs,
-                                    (real *const *)f->grad_w, (real *const *)f->grad_b,
-                                    (real *)f->work, &loss);
+        if (!sparse && steps[0].op == NC_PLAN_DENSE) {
+            sparse = NC_TAG(plan_sparse_x)(rows, k, xin, scratch, &sx);
+            sparse_so_far = sparse_so_far || sparse;
+        }
+        st = NC_TAG(plan_step)(n_steps, steps, rows, xin, sparse ? &sx : NULL, f->fuse_last,
+                               f->loss, f->reduction, tin, lin, (real *const *)f->outputs,
+                               (real *const *)f->grad_w, (real *const *)f->grad_b,
+                               (real *)f->work, &loss);
         if (st != NC_OK) break;
         /* penalties as the layers add them: each layer's sum, then onto the loss */
         cfg.learning_rate = f->lr[b];

@@ -135,6 +135,7 @@ cdef extern from "nncore.h" nogil:
         double clipvalue
         int nesterov
         int amsgrad
+        int epsilon_hat
         int centered
 
     void nc_optim_config_default(nc_optim_config *cfg, nc_optim_kind kind)

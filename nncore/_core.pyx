@@ -890,7 +890,7 @@ cdef int _optim_config(str kind, dict hp, nc_optim_config *cfg) except -1:
         raise ValueError(f"unknown optimizer {kind!r}; the optimizers are "
                          f"{', '.join(sorted(OPTIMIZERS))}")
     nc_optim_config_default(cfg, <nc_optim_kind><int>OPTIMIZERS[kind])
-    known = {r[0] for r in _OPTIM_RANGES} | {"nesterov", "amsgrad", "centered"}
+    known = {r[0] for r in _OPTIM_RANGES} | {"nesterov", "amsgrad", "centered", "epsilon_hat"}
     for key in hp:
         if key not in known:
             raise ValueError(f"unknown optimizer hyper-parameter {key!r}")
@@ -919,6 +919,7 @@ cdef int _optim_config(str kind, dict hp, nc_optim_config *cfg) except -1:
         elif name == "clipvalue": cfg.clipvalue = v
     cfg.nesterov = bool(hp.get("nesterov", False))
     cfg.amsgrad = bool(hp.get("amsgrad", False))
+    cfg.epsilon_hat = bool(hp.get("epsilon_hat", False))
     cfg.centered = bool(hp.get("centered", False))
     if cfg.nesterov and not cfg.momentum > 0:
         raise ValueError("nesterov=True needs momentum > 0")

@@ -19,11 +19,10 @@ scikit-learn's own MLP:
   is ``mean((y - p)^2)``. The estimator compensates exactly (l2 doubled, the
   SGD learning rate halved, Adam's epsilon doubled) and reports
   ``loss_curve_`` on scikit-learn's scale.
-- Adam: the engine uses PyTorch's formula, whose epsilon is added after the
-  bias correction; scikit-learn adds it before (effective epsilon differs by
-  ``sqrt(1 - beta_2^t)``). Weights start Glorot-uniform (scikit-learn's for
-  non-logistic units; its logistic factor 2 and uniform biases are not used:
-  biases start at zero).
+- Adam is scikit-learn's form (``Adam(epsilon_hat=True)``: epsilon added to
+  sqrt(v) before the bias correction), to rounding. Weights start
+  Glorot-uniform (scikit-learn's for non-logistic units; its logistic factor
+  2 and uniform biases are not used: biases start at zero).
 - Early stopping's validation split is random but not stratified.
 - Multi-label classification (2-D y) is not supported by MLPClassifier.
 
@@ -447,7 +446,8 @@ class _BaseMLP(BaseEstimator):
                                   nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
         return optimizers.Adam(learning_rate=lr, beta_1=float(self.beta_1),
                                beta_2=float(self.beta_2),
-                               epsilon=float(self.epsilon) * self._loss_scale)
+                               epsilon=float(self.epsilon) * self._loss_scale,
+                               epsilon_hat=True)
 
     def _build(self, hidden, n_in, n_out, batch, seed):
         from nncore import Sequential

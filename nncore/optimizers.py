@@ -430,28 +430,31 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba), optionally AMSGrad.
 
-    torch's formula: ``m = beta_1 m + (1 - beta_1) g; v = beta_2 v + (1 -
-    beta_2) g**2; w -= lr / (1 - beta_1**t) * m / (sqrt(v) / sqrt(1 -
+    torch's formula by default: ``m = beta_1 m + (1 - beta_1) g; v = beta_2 v
+    + (1 - beta_2) g**2; w -= lr / (1 - beta_1**t) * m / (sqrt(v) / sqrt(1 -
     beta_2**t) + epsilon)`` (AMSGrad: the running maximum of v in place of v).
-    Keras adds epsilon to sqrt(v) before the bias correction (the paper's
-    "epsilon hat"), so its effective epsilon is sqrt(1 - beta_2**t) times
-    smaller. ``weight_decay`` here is L2 (torch's Adam); use :class:`AdamW`
-    for decoupled decay.
+    ``epsilon_hat=True`` takes Keras' and scikit-learn's form instead: epsilon
+    added to sqrt(v) before the bias correction (the paper's "epsilon hat"),
+    ``w -= lr sqrt(1 - beta_2**t) / (1 - beta_1**t) * m / (sqrt(v) +
+    epsilon)``, whose effective epsilon is sqrt(1 - beta_2**t) times smaller
+    (and which costs one division a weight instead of two). ``weight_decay``
+    here is L2 (torch's Adam); use :class:`AdamW` for decoupled decay.
     """
 
     _kind = "adam"
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None):
+                 global_clipnorm=None, name=None, epsilon_hat=False):
         self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
         self.epsilon, self.amsgrad = float(epsilon), bool(amsgrad)
+        self.epsilon_hat = bool(epsilon_hat)
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm,
                          name)
 
     def _own_hyper(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                "amsgrad": self.amsgrad}
+                "amsgrad": self.amsgrad, "epsilon_hat": self.epsilon_hat}
 
     def get_config(self):
         return {**super().get_config(), **self._own_hyper()}
@@ -466,9 +469,9 @@ class AdamW(Adam):
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None):
+                 global_clipnorm=None, name=None, epsilon_hat=False):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay,
-                         clipnorm, clipvalue, global_clipnorm, name)
+                         clipnorm, clipvalue, global_clipnorm, name, epsilon_hat)
 
 
 class Nadam(Optimizer):

@@ -50,6 +50,8 @@ CASES = [
     ("Adam", {"learning_rate": 0.05, "amsgrad": True}),
     ("Adam", {"learning_rate": 0.05, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-3,
               "weight_decay": 0.1}),
+    ("Adam", {"learning_rate": 0.05, "epsilon_hat": True, "epsilon": 1e-3}),
+    ("Adam", {"learning_rate": 0.05, "amsgrad": True, "epsilon_hat": True}),
     ("AdamW", {"learning_rate": 0.05}),
     ("AdamW", {"learning_rate": 0.05, "weight_decay": 0.1, "amsgrad": True}),
     ("Nadam", {"learning_rate": 0.05}),
@@ -129,7 +131,10 @@ def run_numpy(cls_name, kw, steps=STEPS):
             if kw.get("amsgrad"):
                 s["vmax"] = np.maximum(s.get("vmax", zeros), v)
                 v = s["vmax"]
-            w = w - lr / (1 - b1 ** t) * s["m"] / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps)
+            if kw.get("epsilon_hat"):  # Keras' and scikit-learn's form
+                w = w - lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * s["m"] / (np.sqrt(v) + eps)
+            else:
+                w = w - lr / (1 - b1 ** t) * s["m"] / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps)
         elif cls_name == "Nadam":
             psi = kw.get("momentum_decay", 0.004)
             mu = b1 * (1 - 0.5 * 0.96 ** (t * psi))
@@ -206,6 +211,8 @@ def run_torch(cls_name, kw, dtype, steps=STEPS):
 @pytest.mark.parametrize("cls_name, kwargs", CASES, ids=IDS)
 def test_matches_torch(cls_name, kwargs, dtype, rtol):
     torch = pytest.importorskip("torch")
+    if kwargs.get("epsilon_hat"):
+        pytest.skip("torch has no epsilon-hat Adam (the NumPy transcription checks it)")
     old = torch.get_default_dtype()
     # torch keeps Nadam's mu_product in the default dtype; make it the params'
     torch.set_default_dtype(torch.float64 if dtype == np.float64 else torch.float32)
@@ -564,3 +571,20 @@ def test_penalized_step_rejects_bad_runs():
     with pytest.raises(ValueError, match="clipnorm"):
         _core.optim_step("adam", dict(hp, clipnorm=1.0), w, g, s, 1, [(0, 10, 0.0, 0.1)])
     assert _core.optim_step("adam", hp, w, g, s, 1, []) == []
+
+
+def test_epsilon_hat_adam_is_scikit_learns():
+    """Adam(epsilon_hat=True) is scikit-learn's MLP Adam (which MLPClassifier and
+    MLPRegressor use) to rounding."""
+    stochastic = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    w, grad = problem(np.float64)
+    theirs = [w.copy()]
+    sk = stochastic.AdamOptimizer(theirs, learning_rate_init=0.05, beta_1=0.8, beta_2=0.99,
+                                  epsilon=1e-3)
+    opt = optimizers.Adam(learning_rate=0.05, beta_1=0.8, beta_2=0.99, epsilon=1e-3,
+                          epsilon_hat=True)
+    for _ in range(STEPS):
+        sk.update_params(theirs, [grad(theirs[0])])
+        opt.apply(w, grad(w))
+    assert not np.allclose(w, problem(np.float64)[0])
+    np.testing.assert_allclose(w, theirs[0], rtol=1e-12, atol=1e-14)
