@@ -263,6 +263,16 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
         if (st != NC_OK) break;
         /* penalties as the layers add them: each layer's sum, then onto the loss */
         cfg.learning_rate = f->lr[b];
+        /* the next batch's scattered samples fetched while the optimizer
+         * step, bound by its divider, leaves memory idle */
+        if (sparse && f->order && b + 1 < f->count) {
+            size_t next = start + f->batch, nrows = next < n ? NC_MIN(f->batch, n - next) : 0;
+            for (r = 0; r < nrows; r++) {
+                const char *row = (const char *)(x + (size_t)f->order[next + r] * k);
+                size_t off;
+                for (off = 0; off < k * sizeof(real); off += 64) NC_PREFETCH(row + off);
+            }
+        }
         if (fused) {
             st = NC_FN(optim_step_penalized)(&cfg, f->n_params, (real *)f->params,
                                              (const real *)f->grads, (real *)f->state,
