@@ -8,7 +8,8 @@ Cases, float32 (sklearn: float64, its only choice for MLPs), one thread each
   cross_entropy, Adam(fused=True)).
 - "digits16 estimator epoch": the same network through MLPClassifier
   (max_iter=1, alpha=1e-4, the same batch and rate) beside scikit-learn's
-  MLPClassifier.
+  MLPClassifier. Both take scikit-learn's Adam (epsilon added before the
+  bias correction: nncore's Adam(epsilon_hat=True)) and its L2 penalty.
 extra_info holds the test accuracy after the timed epochs. Targets (issue:
 the course end to end): 10 epochs >= 97% test accuracy, >= 3.5x PyTorch's
 speed; the estimator >= 10x scikit-learn's at equal accuracy.

@@ -227,83 +227,69 @@ static void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t le
     size_t n = J->n;
     real *p = J->p + lo, *s = J->s + lo;
     const real *c = J->c;
-#define NC_PEN3(CALL) do { if (pen == 0) CALL(0); else if (pen == 1) CALL(1); else CALL(2); } while (0)
-    switch (cfg->kind) {
-    case NC_OPTIM_SGD: /* c: lr, momentum */
+/* CALL(a, b, c, PEN) with PEN the literal pen is (every range macro takes
+ * three flags, unused ones included: fixed arity, which every preprocessor
+ * forwards alike) */
+#define NC_PEN3(CALL, a, b, c)                                                                \
+    do {                                                                                      \
+        if (pen == 0) CALL(a, b, c, 0);                                                       \
+        else if (pen == 1) CALL(a, b, c, 1);                                                  \
+        else CALL(a, b, c, 2);                                                                \
+    } while (0)
 #define NC_SGD(B, MOM, NES, PEN) NC_TAG(sgd_range)(len, p, g, B, J->gs, J->cv, J->wd, c[0], c[1], \
                                                    MOM, NES, pl1, pl2, PEN)
-#define NC_SGD0(PEN) NC_SGD(NULL, 0, 0, PEN)
-#define NC_SGDN(PEN) NC_SGD(s, 1, 1, PEN)
-#define NC_SGDM(PEN) NC_SGD(s, 1, 0, PEN)
-        if (cfg->momentum == 0) NC_PEN3(NC_SGD0);
-        else if (cfg->nesterov) NC_PEN3(NC_SGDN);
-        else NC_PEN3(NC_SGDM);
-#undef NC_SGD
-#undef NC_SGD0
-#undef NC_SGDN
-#undef NC_SGDM
+#define NC_ADAGRAD(X, Y, Z, PEN) NC_TAG(adagrad_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], \
+                                                 pl1, pl2, PEN)
+#define NC_ADADELTA(X, Y, Z, PEN) NC_TAG(adadelta_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd,    \
+                                                   c[0], c[1], c[2], c[3], pl1, pl2, PEN)
+#define NC_RMS(C, M, Z, PEN) NC_TAG(rmsprop_range)(len, p, g, s, ga, buf, J->gs, J->cv, J->wd,     \
+                                                c[0], c[1], c[2], c[3], c[4], C, M, pl1, pl2, PEN)
+#define NC_ADAM(VMAX, AMS, HAT, PEN) NC_TAG(adam_range)(len, p, g, s, s + n, VMAX, J->gs, J->cv, \
+                                                        J->wd, J->dec, c[0], c[1], c[2], c[3],  \
+                                                        c[4], c[5], AMS, HAT, pl1, pl2, PEN)
+#define NC_NADAM(X, Y, Z, PEN) NC_TAG(nadam_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0],    \
+                                             c[1], c[2], c[3], c[4], c[5], c[6], pl1, pl2, PEN)
+    switch (cfg->kind) {
+    case NC_OPTIM_SGD: /* c: lr, momentum */
+        if (cfg->momentum == 0) NC_PEN3(NC_SGD, NULL, 0, 0);
+        else if (cfg->nesterov) NC_PEN3(NC_SGD, s, 1, 1);
+        else NC_PEN3(NC_SGD, s, 1, 0);
         break;
     case NC_OPTIM_ADAGRAD: /* c: lr, eps */
-#define NC_ADAGRAD(PEN) NC_TAG(adagrad_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], \
-                                              pl1, pl2, PEN)
-        NC_PEN3(NC_ADAGRAD);
-#undef NC_ADAGRAD
+        NC_PEN3(NC_ADAGRAD, 0, 0, 0);
         break;
     case NC_OPTIM_ADADELTA: /* c: lr, rho, 1 - rho, eps */
-#define NC_ADADELTA(PEN) NC_TAG(adadelta_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0], \
-                                                c[1], c[2], c[3], pl1, pl2, PEN)
-        NC_PEN3(NC_ADADELTA);
-#undef NC_ADADELTA
+        NC_PEN3(NC_ADADELTA, 0, 0, 0);
         break;
     case NC_OPTIM_RMSPROP: { /* c: lr, rho, 1 - rho, eps, momentum */
         int cen = cfg->centered != 0, mom = cfg->momentum > 0;
         real *ga = s + n, *buf = s + (cen ? 2 : 1) * n;
-#define NC_RMS(C, M, PEN) NC_TAG(rmsprop_range)(len, p, g, s, ga, buf, J->gs, J->cv, J->wd, \
-                                                c[0], c[1], c[2], c[3], c[4], C, M, pl1, pl2, PEN)
-#define NC_RMS11(PEN) NC_RMS(1, 1, PEN)
-#define NC_RMS10(PEN) NC_RMS(1, 0, PEN)
-#define NC_RMS01(PEN) NC_RMS(0, 1, PEN)
-#define NC_RMS00(PEN) NC_RMS(0, 0, PEN)
-        if (cen && mom) NC_PEN3(NC_RMS11);
-        else if (cen) NC_PEN3(NC_RMS10);
-        else if (mom) NC_PEN3(NC_RMS01);
-        else NC_PEN3(NC_RMS00);
-#undef NC_RMS
-#undef NC_RMS11
-#undef NC_RMS10
-#undef NC_RMS01
-#undef NC_RMS00
+        if (cen && mom) NC_PEN3(NC_RMS, 1, 1, 0);
+        else if (cen) NC_PEN3(NC_RMS, 1, 0, 0);
+        else if (mom) NC_PEN3(NC_RMS, 0, 1, 0);
+        else NC_PEN3(NC_RMS, 0, 0, 0);
         break;
     }
     case NC_OPTIM_ADAM:
     case NC_OPTIM_ADAMW: /* c: 1 - beta_1, beta_2, 1 - beta_2, sqrt(bc2), eps, -lr / bc1 */
-#define NC_ADAM(VMAX, AMS, HAT, PEN) NC_TAG(adam_range)(len, p, g, s, s + n, VMAX, J->gs, J->cv, \
-                                                        J->wd, J->dec, c[0], c[1], c[2], c[3],  \
-                                                        c[4], c[5], AMS, HAT, pl1, pl2, PEN)
-#define NC_ADAM11(PEN) NC_ADAM(s + 2 * n, 1, 1, PEN)
-#define NC_ADAM10(PEN) NC_ADAM(s + 2 * n, 1, 0, PEN)
-#define NC_ADAM01(PEN) NC_ADAM(NULL, 0, 1, PEN)
-#define NC_ADAM00(PEN) NC_ADAM(NULL, 0, 0, PEN)
-        if (cfg->amsgrad && cfg->epsilon_hat) NC_PEN3(NC_ADAM11);
-        else if (cfg->amsgrad) NC_PEN3(NC_ADAM10);
-        else if (cfg->epsilon_hat) NC_PEN3(NC_ADAM01);
-        else NC_PEN3(NC_ADAM00);
-#undef NC_ADAM
-#undef NC_ADAM11
-#undef NC_ADAM10
-#undef NC_ADAM01
-#undef NC_ADAM00
+        if (cfg->amsgrad && cfg->epsilon_hat) NC_PEN3(NC_ADAM, s + 2 * n, 1, 1);
+        else if (cfg->amsgrad) NC_PEN3(NC_ADAM, s + 2 * n, 1, 0);
+        else if (cfg->epsilon_hat) NC_PEN3(NC_ADAM, NULL, 0, 1);
+        else NC_PEN3(NC_ADAM, NULL, 0, 0);
         break;
     case NC_OPTIM_NADAM: /* c: 1 - beta_1, beta_2, 1 - beta_2, bc2, eps, cg, cm */
-#define NC_NADAM(PEN) NC_TAG(nadam_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0], c[1], \
-                                          c[2], c[3], c[4], c[5], c[6], pl1, pl2, PEN)
-        NC_PEN3(NC_NADAM);
-#undef NC_NADAM
+        NC_PEN3(NC_NADAM, 0, 0, 0);
         break;
     default:
         break;
     }
 #undef NC_PEN3
+#undef NC_SGD
+#undef NC_ADAGRAD
+#undef NC_ADADELTA
+#undef NC_RMS
+#undef NC_ADAM
+#undef NC_NADAM
 }
 
 /* Runs one task of the step: chunk `task` of NC_OPTIM_CHUNK elements, or,
