@@ -18,6 +18,17 @@
  * from zero, so the result does not depend on the blocking.
  */
 #define SV 4                      /* vectors per strip of the L1 kernel */
+/* The row pointer as an opaque register: else GCC splits b + idx * ldb + v * L
+ * into b and one loop-invariant offset per vector, 16 of them, which spill
+ * into vector registers and cost an extra move and add before every load;
+ * opaque, each load takes its offset as a constant displacement. */
+#ifndef NC_SP_OPAQUE
+#if defined(__GNUC__) || defined(__clang__)
+#define NC_SP_OPAQUE(p) __asm__("" : "+r"(p))
+#else
+#define NC_SP_OPAQUE(p) ((void)0)
+#endif
+#endif
 #define SMALL_B (4096 * 4 / (int)sizeof(T)) /* elements: 16 KiB */
 
 /* C (m x w vectors from column 0 of c and b) for full vectors: w is a
@@ -38,6 +49,7 @@ NC_AINLINE void NC_GLUE(FN, _strip)(int w, size_t m, const int32_t *ptr, const i
         for (; e < e1; e++) {
             const T *br = b + (size_t)idx[e] * ldb;
             VT a = VSET1(val[e]);
+            NC_SP_OPAQUE(br);
 #pragma GCC unroll 16
             for (v = 0; v < NV; v++)
                 if (v < w) acc[v] = VFMA(a, VLOAD(br + v * L), acc[v]);
