@@ -354,10 +354,30 @@ cdef int _check_act(int act, double param) except -1:
 # Matrix product and dense layer
 # --------------------------------------------------------------------------
 
+cdef bint _transposed_view(x):
+    """x is a 2-D ndarray in Fortran order only: its .T is C-contiguous."""
+    cdef cnp.ndarray arr
+    if not cnp.PyArray_Check(x):
+        return False
+    arr = <cnp.ndarray>x
+    return (cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_IS_F_CONTIGUOUS(arr)
+            and not cnp.PyArray_IS_C_CONTIGUOUS(arr))
+
+
 def gemm(a, b, bint trans_a=False, bint trans_b=False, out=None,
          double alpha=1.0, double beta=0.0):
-    """out = alpha * op(a) @ op(b) + beta * out for 2-D float arrays; returns out."""
-    cdef cnp.ndarray A = _real(a, "a"), B = _real(b, "b"), C
+    """out = alpha * op(a) @ op(b) + beta * out for 2-D float arrays; returns out.
+
+    An operand that is the transpose of a C-contiguous array (a Fortran-order
+    view such as ``x.T``) is read in place through the opposite transpose
+    flag, not copied."""
+    cdef cnp.ndarray A, B, C
+    if _transposed_view(a):
+        a, trans_a = a.T, not trans_a
+    if _transposed_view(b):
+        b, trans_b = b.T, not trans_b
+    A = _real(a, "a")
+    B = _real(b, "b")
     cdef Py_ssize_t m, n, k, k2
     cdef size_t lda, ldb
     cdef nc_status st

@@ -94,3 +94,28 @@ def test_big_result_goes_through_the_aligned_allocation():
     b = np.ones((2, 1024), np.float32)
     c = ops.matmul(a, b)
     assert c.flags.owndata and np.all(c == 2)
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("mnk", [(64, 10, 256), (7, 5, 3), (70, 90, 50)])
+def test_transposed_views_are_read_in_place(isa, dtype, ta, tb, mnk):
+    # a Fortran-order operand (x.T of a C array) goes through the opposite
+    # transpose flag instead of a copy: the product of the flags it then has
+    # (equal to rounding to the C-order copy's; the kernels may block a
+    # transposed read differently)
+    m, n, k = mnk
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    a_view, b_view = np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T
+    assert a_view.flags.f_contiguous and not a_view.flags.c_contiguous
+    want = _core.gemm(a, b, ta, tb, None)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for x, y in ((a_view, b), (a, b_view), (a_view, b_view)):
+        flipped = _core.gemm(np.ascontiguousarray(x.T) if x is a_view else x,
+                             np.ascontiguousarray(y.T) if y is b_view else y,
+                             ta != (x is a_view), tb != (y is b_view), None)
+        np.testing.assert_array_equal(ops.matmul(x, y, ta, tb), flipped)
+        np.testing.assert_array_equal(_core.gemm(x, y, ta, tb, None), flipped)
+        np.testing.assert_allclose(flipped, want, rtol=tol, atol=tol * k)
