@@ -503,22 +503,24 @@ static size_t NC_TAG(optim_pieces)(size_t n, size_t n_seg, const nc_penalty_seg 
     return count;
 }
 
-/* Segment j's value from its blocks' sums (the order nc_?penalty uses). */
-static double NC_TAG(penalty_value)(const nc_penalty_seg *sg, size_t n_blocks,
-                                    const double *partial, size_t stride)
+/* Adds a block's lane sums (|w| sums, then w^2 sums) into a and s. Blocks
+ * are added in order, from zero: nc_?penalty and a penalized step both do
+ * so, which is what makes their values the same bits. */
+static void NC_TAG(penalty_add_block)(double *a, double *s, const double *block)
 {
-    double a[NC_PEN_LANES], s[NC_PEN_LANES];
-    size_t b, l;
-    for (l = 0; l < NC_PEN_LANES; l++) a[l] = s[l] = 0;
-    for (b = 0; b < n_blocks; b++)
-        for (l = 0; l < NC_PEN_LANES; l++) {
-            a[l] += partial[b * stride + l];
-            s[l] += partial[b * stride + NC_PEN_LANES + l];
-        }
-    /* a term with coefficient 0 is left out, not 0 * sum (an inf weight
-     * would make that NaN) */
-    return (sg->l1 != 0 ? sg->l1 * nc_pen_lanes_total(a) : 0)
-           + (sg->l2 != 0 ? sg->l2 * nc_pen_lanes_total(s) : 0);
+    size_t l;
+    for (l = 0; l < NC_PEN_LANES; l++) {
+        a[l] += block[l];
+        s[l] += block[NC_PEN_LANES + l];
+    }
+}
+
+/* l1 sum|w| + l2 sum w^2 from the summed lanes, combined pairwise; a term
+ * with coefficient 0 is left out, not 0 * sum (an inf weight would make
+ * that NaN). */
+static double NC_TAG(penalty_of_lanes)(double l1, double l2, double *a, double *s)
+{
+    return (l1 != 0 ? l1 * nc_pen_lanes_total(a) : 0) + (l2 != 0 ? l2 * nc_pen_lanes_total(s) : 0);
 }
 
 nc_status NC_FN(penalty)(size_t n, const real *w, real *g, double l1, double l2,
@@ -527,7 +529,6 @@ nc_status NC_FN(penalty)(size_t n, const real *w, real *g, double l1, double l2,
     void (*block)(size_t, const real *, real *, double, double, double *, double *) =
         NC_PENALTY_KERNEL;
     double a[NC_PEN_LANES], s[NC_PEN_LANES], pa[2 * NC_PEN_LANES];
-    nc_penalty_seg sg;
     size_t lo, l;
 #if NC_OPTIM_X86
     if (nc_active_isa_ == NC_ISA_AVX512) block = NC_OPT_CAT(NC_TAG(nc_penalty_block), avx512);
@@ -535,23 +536,11 @@ nc_status NC_FN(penalty)(size_t n, const real *w, real *g, double l1, double l2,
 #endif
     for (l = 0; l < NC_PEN_LANES; l++) a[l] = s[l] = 0;
     for (lo = 0; lo < n; lo += NC_PENALTY_BLOCK) {
-        size_t len = NC_MIN(n - lo, (size_t)NC_PENALTY_BLOCK);
-        block(len, w + lo, g ? g + lo : NULL, l1, l2, pa, pa + NC_PEN_LANES);
-        for (l = 0; l < NC_PEN_LANES; l++) {
-            a[l] += pa[l];
-            s[l] += pa[NC_PEN_LANES + l];
-        }
+        block(NC_MIN(n - lo, (size_t)NC_PENALTY_BLOCK), w + lo, g ? g + lo : NULL, l1, l2, pa,
+              pa + NC_PEN_LANES);
+        NC_TAG(penalty_add_block)(a, s, pa);
     }
-    /* the same combination as a penalized step's */
-    for (l = 0; l < NC_PEN_LANES; l++) {
-        pa[l] = a[l];
-        pa[NC_PEN_LANES + l] = s[l];
-    }
-    sg.offset = 0;
-    sg.n = n;
-    sg.l1 = l1;
-    sg.l2 = l2;
-    *penalty = NC_TAG(penalty_value)(&sg, 1, pa, 2 * NC_PEN_LANES);
+    *penalty = NC_TAG(penalty_of_lanes)(l1, l2, a, s);
     return NC_OK;
 }
 
@@ -593,12 +582,13 @@ nc_status NC_FN(optim_step_penalized)(const nc_optim_config *cfg, size_t n, real
     if (count > 0) nc_parallel_for(count, NC_TAG(optim_pick)(), &J);
     /* each segment's blocks are consecutive pieces */
     for (j = 0, t = 0; j < n_seg; j++) {
-        size_t first;
+        double a[NC_PEN_LANES], s[NC_PEN_LANES];
+        size_t l;
+        for (l = 0; l < NC_PEN_LANES; l++) a[l] = s[l] = 0;
         while (t < count && pieces[t].seg != (long)j) t++;
-        first = t;
-        while (t < count && pieces[t].seg == (long)j) t++;
-        penalty[j] = NC_TAG(penalty_value)(&seg[j], t - first, partial + first * 2 * NC_PEN_LANES,
-                                           2 * NC_PEN_LANES);
+        for (; t < count && pieces[t].seg == (long)j; t++)
+            NC_TAG(penalty_add_block)(a, s, partial + t * 2 * NC_PEN_LANES);
+        penalty[j] = NC_TAG(penalty_of_lanes)(seg[j].l1, seg[j].l2, a, s);
     }
     free(heap);
     return NC_OK;

@@ -71,6 +71,14 @@ static int NC_TAG(plan_sparse_x)(size_t m, size_t k, const real *x, real *scratc
 #define NC_PLAN_AHEAD 8 /* samples fetched ahead of their conversion */
 #endif
 
+/* Asks for a sample's k values ahead of their use (samples picked at
+ * random, which the hardware prefetcher cannot foresee). */
+static void NC_TAG(plan_prefetch_row)(const real *row, size_t k)
+{
+    size_t off;
+    for (off = 0; off < k * sizeof(real); off += 64) NC_PREFETCH((const char *)row + off);
+}
+
 /* The same, straight from the batch's scattered samples x[o[r]] (no dense
  * copy first): the nonzeros by rows, then, if the batch is sparse enough
  * (plan_sparse_x's choice, on the same count), by columns. Returns 0, the
@@ -83,11 +91,7 @@ static int NC_TAG(plan_sparse_rows_of)(size_t m, size_t k, const real *x, const 
     if (nc_plan_sparse_ == 1 || m * k > (size_t)INT32_MAX) return 0;
     NC_TAG(plan_sparse_layout)(m, k, scratch, sx);
     for (r = 0; r < m; r++) { /* (to_csr's scratch writes stay inside the m * k room) */
-        if (r + NC_PLAN_AHEAD < m) { /* the samples are scattered in memory */
-            const char *next = (const char *)(x + (size_t)o[r + NC_PLAN_AHEAD] * k);
-            size_t b;
-            for (b = 0; b < k * sizeof(real); b += 64) NC_PREFETCH(next + b);
-        }
+        if (r + NC_PLAN_AHEAD < m) NC_TAG(plan_prefetch_row)(x + (size_t)o[r + NC_PLAN_AHEAD] * k, k);
         sx->ptr[r] = (int32_t)nnz;
         nnz += NC_FN(to_csr)(1, k, x + (size_t)o[r] * k, row_ptr, sx->idx + nnz, sx->val + nnz);
     }
@@ -267,11 +271,7 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
          * step, bound by its divider, leaves memory idle */
         if (sparse && f->order && b + 1 < f->count) {
             size_t next = start + f->batch, nrows = next < n ? NC_MIN(f->batch, n - next) : 0;
-            for (r = 0; r < nrows; r++) {
-                const char *row = (const char *)(x + (size_t)f->order[next + r] * k);
-                size_t off;
-                for (off = 0; off < k * sizeof(real); off += 64) NC_PREFETCH(row + off);
-            }
+            for (r = 0; r < nrows; r++) NC_TAG(plan_prefetch_row)(x + (size_t)f->order[next + r] * k, k);
         }
         if (fused) {
             st = NC_FN(optim_step_penalized)(&cfg, f->n_params, (real *)f->params,
