@@ -10,7 +10,10 @@
 
 #define NC_REAL_BITS 32
 #include "real.h"
+#include "optim_adam_avx512.h"
+#define NC_ADAM_PEN_FAST nc_adam_pen_f32_avx512
 #include "optim_impl.h"
+#undef NC_ADAM_PEN_FAST
 #undef NC_REAL_BITS
 
 #define NC_REAL_BITS 64

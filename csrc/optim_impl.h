@@ -34,9 +34,6 @@
 #undef NC_PENALTY_KERNEL
 #define NC_PENALTY_KERNEL NC_OPT_CAT(NC_TAG(nc_penalty_block), NC_OPTIM_ISA)
 
-/* Elements a penalized task sums, then steps, at a time (in L1). */
-#define NC_PEN_SUB 2048
-
 #ifndef NC_OPTIM_PIECE_
 #define NC_OPTIM_PIECE_
 /* A task of a penalized step: len elements from lo, of penalty segment seg
@@ -65,13 +62,14 @@ typedef struct NC_TAG(optim_job) {
     double *partial;              /* 2 * NC_PEN_LANES per task: |w| and w^2 sums */
 } NC_TAG(optim_job);
 
-/* The gradient as the optimizer sees it: with PEN (1: L2 only, 2: L1 and
- * L2), plus a weight penalty's gradient (penalty_grad's arithmetic:
- * nc_?penalty then the step give the same bits); clipped; plus L2 decay. Branch-free: with gs == 1 and
- * cv == +inf the clip is exact identity (NaN stays NaN). */
-#define NC_GRAD(gi, i)                                                        \
+/* The gradient as the optimizer sees it, from its raw value graw: with PEN
+ * (1: L2 only, 2: L1 and L2), plus a weight penalty's gradient (penalty_grad's
+ * arithmetic: nc_?penalty then the step give the same bits); clipped; plus L2
+ * decay. Branch-free: with gs == 1 and cv == +inf the clip is exact identity
+ * (NaN stays NaN). */
+#define NC_GRAD(gi, graw, i)                                                  \
     do {                                                                      \
-        gi = g[i];                                                            \
+        gi = graw;                                                            \
         if (PEN == 1) /* l1 == 0: the same bits, the zero term left out */    \
             gi = gi + pl2 * p[i];                                             \
         if (PEN == 2) {                                                       \
@@ -84,17 +82,41 @@ typedef struct NC_TAG(optim_job) {
         gi = gi + wd * p[i];                                                  \
     } while (0)
 
-/* The arguments every range takes for NC_GRAD's penalty. */
-#define NC_PEN_ARGS real pl1, real pl2, const int PEN
+/* The arguments every range takes for NC_GRAD's penalty, and for the
+ * penalty's value: la and ls, the lanes of sum |w| and sum w^2 (penalty_sums'
+ * lanes, NC_PEN_LANES each; PEN 1 takes only ls). */
+#define NC_PEN_ARGS real pl1, real pl2, double *restrict la, double *restrict ls, const int PEN
+
+/* Elements a penalized range sums, then updates, at a time: few enough that
+ * the sums' conversions run beside the divider-bound update (out of order),
+ * many enough that the two loops' overheads are nothing. */
+#define NC_PEN_SUB 2048
+
+/* A range's loop: the statements given run for each element i with gi, its
+ * gradient from NC_GRAD. With a penalty its weights' sums are taken in the
+ * same pass, NC_PEN_SUB elements ahead of their update (penalty_sums' loops,
+ * by lane from the range's start, which is on a lane boundary of its
+ * penalty block). */
+#define NC_RANGE(...)                                                         \
+    do {                                                                      \
+        size_t lo_, hi_, i;                                                   \
+        for (lo_ = 0; lo_ < n; lo_ = hi_) {                                   \
+            hi_ = PEN ? NC_MIN(n, lo_ + NC_PEN_SUB) : n;                      \
+            if (PEN) NC_TAG(penalty_sums)(hi_ - lo_, p + lo_, PEN == 2, 1, la, ls); \
+            for (i = lo_; i < hi_; i++) {                                     \
+                real gi;                                                      \
+                NC_GRAD(gi, g[i], i);                                         \
+                __VA_ARGS__                                                   \
+            }                                                                 \
+        }                                                                     \
+    } while (0)
 
 static inline void NC_TAG(sgd_range)(size_t n, real *restrict p, const real *restrict g,
                                      real *restrict buf, real gs, real cv, real wd,
                                      real lr, real mom, const int MOM, const int NES, NC_PEN_ARGS)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        real gi, d;
-        NC_GRAD(gi, i);
+    NC_RANGE(
+        real d;
         if (MOM) {
             real b = buf[i] * mom + gi; /* a zero buffer makes step 1 buf = g, as torch */
             buf[i] = b;
@@ -103,21 +125,19 @@ static inline void NC_TAG(sgd_range)(size_t n, real *restrict p, const real *res
             d = gi;
         }
         p[i] = p[i] + -lr * d;
-    }
+    );
 }
 
 static inline void NC_TAG(adagrad_range)(size_t n, real *restrict p, const real *restrict g,
                                          real *restrict sum, real gs, real cv, real wd,
                                          real lr, real eps, NC_PEN_ARGS)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        real gi, s;
-        NC_GRAD(gi, i);
+    NC_RANGE(
+        real s;
         s = sum[i] + gi * gi;
         sum[i] = s;
         p[i] = p[i] + -lr * (gi / (R_SQRT(s) + eps));
-    }
+    );
 }
 
 static inline void NC_TAG(adadelta_range)(size_t n, real *restrict p, const real *restrict g,
@@ -125,16 +145,14 @@ static inline void NC_TAG(adadelta_range)(size_t n, real *restrict p, const real
                                           real cv, real wd, real lr, real rho, real rho1,
                                           real eps, NC_PEN_ARGS)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        real gi, s, delta;
-        NC_GRAD(gi, i);
+    NC_RANGE(
+        real s, delta;
         s = sq[i] * rho + rho1 * gi * gi;
         sq[i] = s;
         delta = R_SQRT(acc[i] + eps) / R_SQRT(s + eps) * gi;
         acc[i] = acc[i] * rho + rho1 * delta * delta;
         p[i] = p[i] + -lr * delta;
-    }
+    );
 }
 
 static inline void NC_TAG(rmsprop_range)(size_t n, real *restrict p, const real *restrict g,
@@ -143,10 +161,8 @@ static inline void NC_TAG(rmsprop_range)(size_t n, real *restrict p, const real 
                                          real lr, real rho, real rho1, real eps, real mom,
                                          const int CEN, const int MOM, NC_PEN_ARGS)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        real gi, s, avg;
-        NC_GRAD(gi, i);
+    NC_RANGE(
+        real s, avg;
         s = sq[i] * rho + rho1 * gi * gi;
         sq[i] = s;
         if (CEN) {
@@ -163,7 +179,7 @@ static inline void NC_TAG(rmsprop_range)(size_t n, real *restrict p, const real 
         } else {
             p[i] = p[i] + -lr * (gi / avg);
         }
-    }
+    );
 }
 
 /* Adam and AdamW (dec != 1): the hot loop. */
@@ -174,10 +190,8 @@ static inline void NC_TAG(adam_range)(size_t n, real *restrict p, const real *re
                                       real eps, real nstep, const int AMS, const int HAT,
                                       NC_PEN_ARGS)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        real gi, mi, vi, denom;
-        NC_GRAD(gi, i);
+    NC_RANGE(
+        real mi, vi, denom;
         mi = m[i] + b1w * (gi - m[i]); /* torch's lerp(m, g, 1 - beta_1) */
         vi = v[i] * b2 + b2w * gi * gi;
         m[i] = mi;
@@ -190,7 +204,7 @@ static inline void NC_TAG(adam_range)(size_t n, real *restrict p, const real *re
         /* HAT: the bias correction is in nstep (bc2s is 1) */
         denom = HAT ? R_SQRT(vi) + eps : R_SQRT(vi) / bc2s + eps;
         p[i] = p[i] * dec + nstep * (mi / denom);
-    }
+    );
 }
 
 static inline void NC_TAG(nadam_range)(size_t n, real *restrict p, const real *restrict g,
@@ -198,10 +212,8 @@ static inline void NC_TAG(nadam_range)(size_t n, real *restrict p, const real *r
                                        real wd, real b1w, real b2, real b2w, real bc2,
                                        real eps, real cg, real cm, NC_PEN_ARGS)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        real gi, mi, vi, denom, q;
-        NC_GRAD(gi, i);
+    NC_RANGE(
+        real mi, vi, denom, q;
         mi = m[i] + b1w * (gi - m[i]);
         vi = v[i] * b2 + b2w * gi * gi;
         m[i] = mi;
@@ -209,10 +221,11 @@ static inline void NC_TAG(nadam_range)(size_t n, real *restrict p, const real *r
         denom = R_SQRT(vi / bc2) + eps;
         q = p[i] + cg * (gi / denom); /* torch's two addcdiv_ calls, in order */
         p[i] = q + cm * (mi / denom);
-    }
+    );
 }
 
 #undef NC_GRAD
+#undef NC_RANGE
 
 /* The step over elements [lo, lo + len); pen 1 or 2 (NC_GRAD's PEN): their
  * gradient gets the penalty of coefficients pl1 (l1) and pl2 (2 l2) added.
@@ -220,7 +233,7 @@ static inline void NC_TAG(nadam_range)(size_t n, real *restrict p, const real *r
  * combination is its own loop (this function is too big to be inlined into
  * its callers, so a flag passed in would stay a run-time test). */
 static void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t len, int pen,
-                                real pl1, real pl2)
+                                real pl1, real pl2, double *la, double *ls)
 {
     const real *g = J->g + lo;
     const nc_optim_config *cfg = J->cfg;
@@ -237,18 +250,18 @@ static void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t le
         else CALL(a, b, c, 2);                                                                \
     } while (0)
 #define NC_SGD(B, MOM, NES, PEN) NC_TAG(sgd_range)(len, p, g, B, J->gs, J->cv, J->wd, c[0], c[1], \
-                                                   MOM, NES, pl1, pl2, PEN)
+                                                   MOM, NES, pl1, pl2, la, ls, PEN)
 #define NC_ADAGRAD(X, Y, Z, PEN) NC_TAG(adagrad_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], \
-                                                 pl1, pl2, PEN)
+                                                 pl1, pl2, la, ls, PEN)
 #define NC_ADADELTA(X, Y, Z, PEN) NC_TAG(adadelta_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd,    \
-                                                   c[0], c[1], c[2], c[3], pl1, pl2, PEN)
+                                                   c[0], c[1], c[2], c[3], pl1, pl2, la, ls, PEN)
 #define NC_RMS(C, M, Z, PEN) NC_TAG(rmsprop_range)(len, p, g, s, ga, buf, J->gs, J->cv, J->wd,     \
-                                                c[0], c[1], c[2], c[3], c[4], C, M, pl1, pl2, PEN)
+                                                c[0], c[1], c[2], c[3], c[4], C, M, pl1, pl2, la, ls, PEN)
 #define NC_ADAM(VMAX, AMS, HAT, PEN) NC_TAG(adam_range)(len, p, g, s, s + n, VMAX, J->gs, J->cv, \
                                                         J->wd, J->dec, c[0], c[1], c[2], c[3],  \
-                                                        c[4], c[5], AMS, HAT, pl1, pl2, PEN)
+                                                        c[4], c[5], AMS, HAT, pl1, pl2, la, ls, PEN)
 #define NC_NADAM(X, Y, Z, PEN) NC_TAG(nadam_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0],    \
-                                             c[1], c[2], c[3], c[4], c[5], c[6], pl1, pl2, PEN)
+                                             c[1], c[2], c[3], c[4], c[5], c[6], pl1, pl2, la, ls, PEN)
     switch (cfg->kind) {
     case NC_OPTIM_SGD: /* c: lr, momentum */
         if (cfg->momentum == 0) NC_PEN3(NC_SGD, NULL, 0, 0);
@@ -272,6 +285,17 @@ static void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t le
     }
     case NC_OPTIM_ADAM:
     case NC_OPTIM_ADAMW: /* c: 1 - beta_1, beta_2, 1 - beta_2, sqrt(bc2), eps, -lr / bc1 */
+#ifdef NC_ADAM_PEN_FAST
+        if (pen != 0 && !cfg->amsgrad) { /* the whole vectors by hand, the rest below */
+            size_t done = NC_ADAM_PEN_FAST(len, p, g, s, s + n, J->gs, J->cv, J->wd, J->dec, c[0],
+                                           c[1], c[2], c[3], c[4], c[5], cfg->epsilon_hat != 0,
+                                           pl1, pl2, la, ls, pen);
+            p += done;
+            g += done;
+            s += done;
+            len -= done;
+        }
+#endif
         if (cfg->amsgrad && cfg->epsilon_hat) NC_PEN3(NC_ADAM, s + 2 * n, 1, 1);
         else if (cfg->amsgrad) NC_PEN3(NC_ADAM, s + 2 * n, 1, 0);
         else if (cfg->epsilon_hat) NC_PEN3(NC_ADAM, NULL, 0, 1);
@@ -299,30 +323,25 @@ static void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t le
 void NC_OPTIM_TASK(void *ctx, size_t task, int thread)
 {
     const NC_TAG(optim_job) *J = (const NC_TAG(optim_job) *)ctx;
-    size_t lo, len, off;
+    size_t lo, len;
     (void)thread;
     if (!J->pieces) {
         lo = task * NC_OPTIM_CHUNK;
-        NC_TAG(optim_range)(J, lo, NC_MIN(J->n - lo, (size_t)NC_OPTIM_CHUNK), 0, 0, 0);
+        NC_TAG(optim_range)(J, lo, NC_MIN(J->n - lo, (size_t)NC_OPTIM_CHUNK), 0, 0, 0, NULL,
+                            NULL);
         return;
     }
     lo = J->pieces[task].lo;
     len = J->pieces[task].len;
     if (J->pieces[task].seg < 0) {
-        NC_TAG(optim_range)(J, lo, len, 0, 0, 0);
+        NC_TAG(optim_range)(J, lo, len, 0, 0, 0, NULL, NULL);
     } else {
         const nc_penalty_seg *sg = &J->segs[J->pieces[task].seg];
         const real rl1 = (real)sg->l1, rl2 = (real)(2 * sg->l2);
         double *a = J->partial + 2 * NC_PEN_LANES * task, *sq = a + NC_PEN_LANES;
         size_t j;
         for (j = 0; j < NC_PEN_LANES; j++) a[j] = sq[j] = 0;
-        /* the sums a stretch ahead of the step, which reads the weights
-         * again from L1 */
-        for (off = 0; off < len; off += NC_PEN_SUB) {
-            size_t sub = NC_MIN(len - off, (size_t)NC_PEN_SUB);
-            NC_TAG(penalty_sums)(sub, J->p + lo + off, sg->l1 != 0, sg->l2 != 0, a, sq);
-            NC_TAG(optim_range)(J, lo + off, sub, rl1 == 0 ? 1 : 2, rl1, rl2);
-        }
+        NC_TAG(optim_range)(J, lo, len, rl1 == 0 ? 1 : 2, rl1, rl2, a, sq);
     }
 }
 

@@ -35,7 +35,7 @@ static inline double nc_pen_lanes_total(double *x)
  * left out, as Keras' L1L2 leaves it) is skipped but for the tail. n is a
  * multiple of NC_PEN_LANES except at the end of a block. One loop per sum:
  * combined, GCC vectorises the squares and leaves |w| scalar. */
-static void NC_TAG(penalty_sums)(size_t n, const real *restrict w, int want_abs, int want_sq,
+static inline void NC_TAG(penalty_sums)(size_t n, const real *restrict w, int want_abs, int want_sq,
                                  double *restrict a, double *restrict s)
 {
     double la[NC_PEN_LANES], ls[NC_PEN_LANES];

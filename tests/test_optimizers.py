@@ -531,6 +531,46 @@ def test_penalized_step_is_penalty_then_step_bit_for_bit(cls_name, kwargs, dtype
         _core.set_isa(before)
 
 
+
+@pytest.mark.parametrize("kwargs", [
+    {"learning_rate": 0.05},
+    {"learning_rate": 0.05, "epsilon_hat": True, "clipvalue": 0.3},
+    {"learning_rate": 0.05, "weight_decay": 0.1, "clipvalue": 1.5},
+], ids=["plain", "hat-clipvalue", "decay-clipvalue"])
+def test_penalized_adam_keeps_special_values_as_the_separate_passes(kwargs):
+    # the float Adam step with a penalty has a hand-vectorised form (AVX-512):
+    # NaN, inf and signed zeros in weights and gradients, through the clip,
+    # the sign and the sums, must come out as penalty-then-step's at each level
+    opt = optimizers.Adam(**kwargs)
+    kind, hp = opt._kind, opt._hyper(opt.learning_rate)
+    rng = np.random.default_rng(8)
+    n = 1000
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -3.0], np.float32)
+    w0 = rng.normal(size=n).astype(np.float32)
+    w0[rng.integers(0, n, 40)] = rng.choice(special, 40)
+    runs = [(0, 700, 0.0, 1e-2), (700, 290, 3e-3, 1e-3)]
+    levels = _core.isa_available()
+    before = _core.get_isa()
+    try:
+        for level in levels:
+            _core.set_isa(level)
+            w_sep, w_fused = w0.copy(), w0.copy()
+            s_sep = _core.optim_state_init(kind, hp, n, np.float32)
+            s_fused = s_sep.copy()
+            for step in range(1, 3):
+                g = rng.normal(size=n).astype(np.float32)
+                g[rng.integers(0, n, 40)] = rng.choice(special, 40)
+                g_sep = g.copy()
+                want = [_core.penalty(w_sep[o:o + c], g_sep[o:o + c], l1, l2)
+                        for o, c, l1, l2 in runs]
+                _core.optim_step(kind, hp, w_sep, g_sep, s_sep, step)
+                got = _core.optim_step(kind, hp, w_fused, g, s_fused, step, runs)
+                np.testing.assert_equal(got, want)  # NaN equal to NaN
+                assert w_fused.tobytes() == w_sep.tobytes(), level
+                assert s_fused.tobytes() == s_sep.tobytes(), level
+    finally:
+        _core.set_isa(before)
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_penalty_value_is_the_same_at_every_level_and_near_the_exact_sum(dtype):
     rng = np.random.default_rng(4)
