@@ -315,6 +315,13 @@ def _classes_of(y, classes=None):
 
 
 def _encode(classes, y):
+    k = len(classes)
+    if k and y.dtype.kind in "iu" and classes.dtype.kind in "iu" and y.size \
+            and classes[0] == 0 and classes[-1] == k - 1:
+        # classes are sorted and unique, so they are 0 .. k - 1: a label is its
+        # own index (no search over the classes for each sample)
+        if y.min() >= 0 and y.max() < k:
+            return y.astype(np.int64)
     idx = np.searchsorted(classes, y)
     idx = np.clip(idx, 0, len(classes) - 1)
     if np.any(classes[idx] != y):

@@ -171,3 +171,23 @@ def test_pipeline_and_grid_search():
         grid.fit(x, y)
     assert set(grid.best_params_) == {"mlpclassifier__alpha", "mlpclassifier__hidden_layer_sizes"}
     assert grid.best_score_ > 0.8
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 1, 2]), np.array([1, 2, 5]),
+                                    np.array([-1, 0, 1])], ids=["0..k-1", "gaps", "negative"])
+def test_integer_labels_encode_to_their_class_index_and_unseen_ones_raise(labels):
+    # labels 0 .. k-1 take a shortcut (a label is its index); others search
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3)).astype(np.float32)
+    y = labels[rng.integers(0, 3, 60)]
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.partial_fit(x, y, classes=labels)
+        ref = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+        ref.partial_fit(x, np.searchsorted(labels, y), classes=[0, 1, 2])
+    for a, b in zip(clf.coefs_, ref.coefs_):
+        np.testing.assert_array_equal(a, b)  # the same targets, so the same training
+    for unseen in (labels.max() + 1, labels.min() - 1):
+        with pytest.raises(ValueError, match="not among the classes"):
+            clf.partial_fit(x, np.append(y[:-1], unseen))
