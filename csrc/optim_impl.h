@@ -62,14 +62,14 @@ typedef struct NC_TAG(optim_job) {
     double *partial;              /* 2 * NC_PEN_LANES per task: |w| and w^2 sums */
 } NC_TAG(optim_job);
 
-/* The gradient as the optimizer sees it, from its raw value graw: with PEN
- * (1: L2 only, 2: L1 and L2), plus a weight penalty's gradient (penalty_grad's
- * arithmetic: nc_?penalty then the step give the same bits); clipped; plus L2
- * decay. Branch-free: with gs == 1 and cv == +inf the clip is exact identity
- * (NaN stays NaN). */
-#define NC_GRAD(gi, graw, i)                                                  \
+/* The gradient as the optimizer sees it: with PEN (1: L2 only, 2: L1 and
+ * L2), plus a weight penalty's gradient (penalty_grad's arithmetic:
+ * nc_?penalty then the step give the same bits); clipped; plus L2 decay.
+ * Branch-free: with gs == 1 and cv == +inf the clip is exact identity (NaN
+ * stays NaN). */
+#define NC_GRAD(gi, i)                                                        \
     do {                                                                      \
-        gi = graw;                                                            \
+        gi = g[i];                                                            \
         if (PEN == 1) /* l1 == 0: the same bits, the zero term left out */    \
             gi = gi + pl2 * p[i];                                             \
         if (PEN == 2) {                                                       \
@@ -87,9 +87,10 @@ typedef struct NC_TAG(optim_job) {
  * lanes, NC_PEN_LANES each; PEN 1 takes only ls). */
 #define NC_PEN_ARGS real pl1, real pl2, double *restrict la, double *restrict ls, const int PEN
 
-/* Elements a penalized range sums, then updates, at a time: few enough that
- * the sums' conversions run beside the divider-bound update (out of order),
- * many enough that the two loops' overheads are nothing. */
+/* Elements a penalized range sums, then updates, at a time: in L1 for the
+ * update's second read (128 to 512 measured slower: the loops' overheads;
+ * the conversions do not overlap the update's divisions at any size, which
+ * is why AVX-512's float Adam takes the sums in its own loop). */
 #define NC_PEN_SUB 2048
 
 /* A range's loop: the statements given run for each element i with gi, its
@@ -105,7 +106,7 @@ typedef struct NC_TAG(optim_job) {
             if (PEN) NC_TAG(penalty_sums)(hi_ - lo_, p + lo_, PEN == 2, 1, la, ls); \
             for (i = lo_; i < hi_; i++) {                                     \
                 real gi;                                                      \
-                NC_GRAD(gi, g[i], i);                                         \
+                NC_GRAD(gi, i);                                               \
                 __VA_ARGS__                                                   \
             }                                                                 \
         }                                                                     \
