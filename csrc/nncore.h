@@ -859,7 +859,9 @@ typedef enum nc_plan_metric {
  */
 typedef struct nc_plan_fit {
     size_t n, batch;           /* samples; batch size (the last batch may be short) */
-    const void *x;             /* n x steps[0].n_in */
+    const void *x;             /* n x steps[0].n_in reals, or with x_u8 bytes: */
+    int x_u8;                  /* 1: x is uint8 (images as loaded), read as reals batch by
+                                  batch (exact: the bits of training on x converted) */
     const int64_t *labels;     /* n integer labels (sparse losses), or NULL and t: */
     const void *t;             /* n x n_out targets */
     const int64_t *order;      /* the epoch's order of the samples, or NULL: as stored */

@@ -414,6 +414,7 @@ cdef extern from "nncore.h" nogil:
     ctypedef struct nc_plan_fit:
         size_t n, batch
         const void *x
+        int x_u8
         const int64_t *labels
         const void *t
         const int64_t *order

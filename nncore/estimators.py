@@ -205,7 +205,10 @@ def r2_score(y_true, y_pred, sample_weight=None) -> float:
 # Input validation (once per call)
 # --------------------------------------------------------------------------
 
-def _check_X(est, X, reset: bool, dtype) -> np.ndarray:
+def _check_X(est, X, reset: bool, dtype, keep_u8: bool = False) -> np.ndarray:
+    """X validated, as a C-contiguous array of dtype (uint8 kept as it is with
+    keep_u8: the MLPs train on it without a float copy). Only float input is
+    checked for NaN and infinity: integers and bools are always finite."""
     name = type(est).__name__
     if X is None:
         raise ValueError(f"{name} needs X, got None")
@@ -230,8 +233,10 @@ def _check_X(est, X, reset: bool, dtype) -> np.ndarray:
     if arr.shape[1] < 1:
         raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum "
                          f"of 1 is required.")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
+    kind = arr.dtype.kind
+    arr = np.ascontiguousarray(arr, dtype=np.uint8 if keep_u8 and arr.dtype == np.uint8
+                               else dtype)
+    if kind == "f" and not np.isfinite(arr).all():
         raise ValueError("Input X contains NaN or infinity.")
     if reset:
         est.n_features_in_ = arr.shape[1]
@@ -472,7 +477,7 @@ class _BaseMLP(BaseEstimator):
         hidden = self._validate_params()
         first = not (incremental or self.warm_start) or not hasattr(self, "_model")
         dtype = np.dtype(self.dtype)
-        X = _check_X(self, X, reset=first, dtype=dtype)
+        X = _check_X(self, X, reset=first, dtype=dtype, keep_u8=True)
         y_enc, n_out = self._prepare_y(y, len(X), first, classes)
         if first:
             self._seed = _seed_from(self.random_state)
@@ -578,7 +583,7 @@ class _BaseMLP(BaseEstimator):
 
     def _forward(self, X):
         _check_fitted(self, "_model")
-        X = _check_X(self, X, reset=False, dtype=np.dtype(self.dtype))
+        X = _check_X(self, X, reset=False, dtype=np.dtype(self.dtype), keep_u8=True)
         return self._model.predict(X, batch_size=max(len(X), 1))
 
     # -- pickling: the model holds engine objects, so it travels as arrays ---
