@@ -213,10 +213,11 @@ typedef int nc_dense_avx2_empty_; /* ISO C forbids an empty translation unit */
 #endif
 
 /* ---- uint8 rows to CSR (dense_u8.h): the lane masks from a byte compare
- * with zero over 32 columns at once, then per 8 (float) or 4 (double) of
- * them the float kernel's shuffle from the table, on the bytes widened to
- * 32-bit integers, converted (exactly) to reals after the shuffle. Full
- * stores, as there: lanes past the nonzeros stay inside the m * k room. */
+ * with zero over 32 columns at once, then per 8 (float; all-zero ones
+ * skipped) or 4 (double) of them the float kernel's shuffle from the
+ * table, on the bytes widened to 32-bit integers, converted (exactly) to
+ * reals after the shuffle. Full stores, as there: lanes past the nonzeros
+ * stay inside the m * k room. */
 #if defined(NC_SPARSE_X86) && defined(__AVX2__)
 #include "dense_u8.h"
 
@@ -234,11 +235,14 @@ size_t nc_su8_to_csr_avx2(size_t m, size_t k, const uint8_t *x, int32_t *ptr, in
             int g;
             for (g = 0; g < 4; g++) {
                 unsigned nz8 = (nz >> (8 * g)) & 0xffu;
-                __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(xi + p + 8 * g)));
+                if (!nz8) continue; /* (blank image rows: worth its mispredictions) */
+                __m256i w =
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(xi + p + 8 * g)));
                 __m256i lanes = nc_sp_lanes32(nz8);
                 _mm256_storeu_si256((__m256i *)(idx + nnz),
                                     _mm256_add_epi32(lanes, _mm256_set1_epi32((int)(p + 8 * g))));
-                _mm256_storeu_ps(val + nnz, _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(w, lanes)));
+                _mm256_storeu_ps(val + nnz,
+                                 _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(w, lanes)));
                 nnz += (size_t)_mm_popcnt_u32(nz8);
             }
         }
@@ -266,7 +270,8 @@ size_t nc_du8_to_csr_avx2(size_t m, size_t k, const uint8_t *x, int32_t *ptr, in
             int g;
             for (g = 0; g < 8; g++) {
                 /* 4 columns: their (table) lanes 0..3 index the upper half
-                 * of the 8 widened bytes with 4 added */
+                 * of the 8 widened bytes with 4 added (branch-free: skipping
+                 * zeros here mispredicts more than it saves) */
                 int h = g & 1;
                 unsigned nz4 = (nz >> (4 * g)) & 0xfu;
                 __m256i w = _mm256_cvtepu8_epi32(

@@ -128,8 +128,8 @@ def _model(case, input_shape, dtype, seed=3, dropout=False):
         layers.append(Dropout(0.2))
     layers.append(Dense(n_out, activation=out_act, kernel_regularizer=r))
     model = nncore.Sequential(layers, seed=seed, dtype=dtype)
-    model.compile(optimizer=nncore.optimizers.Adam(nncore.optimizers.ExponentialDecay(0.01, 5, 0.9)),
-                  loss=loss, metrics=metrics)
+    rate = nncore.optimizers.ExponentialDecay(0.01, 5, 0.9)
+    model.compile(optimizer=nncore.optimizers.Adam(rate), loss=loss, metrics=metrics)
     return model
 
 
@@ -316,8 +316,8 @@ def test_mlp_classifier_on_uint8_equals_the_float_copy(dtype, early_stopping, mo
     x, labels = _bytes(160, 36, "sparse", seed=12)
     fitted_on = []
     real = Sequential.fit
-    monkeypatch.setattr(Sequential, "fit",
-                        lambda self, x, *a, **k: fitted_on.append(x.dtype) or real(self, x, *a, **k))
+    monkeypatch.setattr(Sequential, "fit", lambda self, x, *a, **k:
+                        fitted_on.append(x.dtype) or real(self, x, *a, **k))
     ests = []
     for X in (x, x.astype(dtype)):
         est = MLPClassifier(hidden_layer_sizes=(12,), max_iter=4, batch_size=20,
