@@ -1830,17 +1830,27 @@ def perceptron_epoch(x, y, w, b, double lr, order=None):
 
     x is (n, d), y is (n, k) with targets 0 or 1, all one float dtype; order
     is a permutation of 0 .. n-1 (int64), or None for 0 .. n-1. Returns the
-    number of mistakes (updates) made; 0 means the epoch saw none.
+    number of mistakes (updates) made; 0 means the epoch saw none. x may
+    also be uint8 (C-contiguous; images as loaded): each sample is then read
+    as y's dtype, with the bits of the epoch on x converted.
     """
-    cdef cnp.ndarray X = _real(x, "x"), Y, W = _inplace(w, "w"), B = None, O = None
+    cdef cnp.ndarray X, Y, W = _inplace(w, "w"), B = None, O = None, XR = None
     cdef size_t n, d, k, mistakes = 0
     cdef nc_status st
     cdef const int64_t *po = NULL
+    cdef bint x_u8 = cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_UINT8
+    if x_u8:
+        X = <cnp.ndarray>x
+        if not cnp.PyArray_IS_C_CONTIGUOUS(X):
+            raise ValueError("a uint8 x must be C-contiguous (np.ascontiguousarray(x))")
+    else:
+        X = _real(x, "x")
     _ndim(X, "x", 2)
     n, d = X.shape[0], X.shape[1]
     Y = _real(y, "y")
-    _same_dtype(X, "x", Y, "y")
-    _same_dtype(X, "x", W, "w")
+    if not x_u8:
+        _same_dtype(X, "x", Y, "y")
+    _same_dtype(Y if x_u8 else X, "y" if x_u8 else "x", W, "w")
     _ndim(Y, "y", 2)
     if Y.shape[0] != <Py_ssize_t>n:
         raise ValueError(f"x has {n} samples but y has {Y.shape[0]}")
@@ -1854,7 +1864,7 @@ def perceptron_epoch(x, y, w, b, double lr, order=None):
         raise ValueError(f"the learning rate must be a finite number > 0, got {lr}")
     if b is not None:
         B = _inplace(b, "b")
-        _same_dtype(X, "x", B, "b")
+        _same_dtype(Y if x_u8 else X, "y" if x_u8 else "x", B, "b")
         if _shape(B) != (k,):
             raise ValueError(f"b has shape {_shape(B)}; it must be {(k,)}")
         _no_overlap(B, "b", W, "w")
@@ -1865,7 +1875,23 @@ def perceptron_epoch(x, y, w, b, double lr, order=None):
         if _shape(O) != (n,) or not np.array_equal(np.sort(O), np.arange(n)):
             raise ValueError(f"order must be a permutation of 0 .. {n - 1}")
         po = <const int64_t *>cnp.PyArray_DATA(O)
-    if cnp.PyArray_TYPE(X) == F32:
+    if x_u8:
+        XR = np.empty(max(d, 1), dtype=np.float32 if cnp.PyArray_TYPE(Y) == F32 else np.float64)
+        if cnp.PyArray_TYPE(Y) == F32:
+            with nogil:
+                st = nc_sperceptron_epoch_u8(n, d, k, <const uint8_t *>cnp.PyArray_DATA(X),
+                                             <const float *>cnp.PyArray_DATA(Y), po, <float>lr,
+                                             <float *>cnp.PyArray_DATA(W),
+                                             NULL if B is None else <float *>cnp.PyArray_DATA(B),
+                                             <float *>cnp.PyArray_DATA(XR), &mistakes)
+        else:
+            with nogil:
+                st = nc_dperceptron_epoch_u8(n, d, k, <const uint8_t *>cnp.PyArray_DATA(X),
+                                             <const double *>cnp.PyArray_DATA(Y), po, lr,
+                                             <double *>cnp.PyArray_DATA(W),
+                                             NULL if B is None else <double *>cnp.PyArray_DATA(B),
+                                             <double *>cnp.PyArray_DATA(XR), &mistakes)
+    elif cnp.PyArray_TYPE(X) == F32:
         with nogil:
             st = nc_sperceptron_epoch(n, d, k, <const float *>cnp.PyArray_DATA(X),
                                       <const float *>cnp.PyArray_DATA(Y), po, <float>lr,

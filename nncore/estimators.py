@@ -364,7 +364,9 @@ def _engine_l2(l2):
 
 class _BaseMLP(BaseEstimator):
     """The shared fit loop: one ``Sequential.fit`` epoch per iteration, scikit-learn's
-    stopping rules (tol, n_iter_no_change, early_stopping) between epochs."""
+    stopping rules (tol, n_iter_no_change, early_stopping) between epochs. A uint8
+    X (images as loaded) is trained on as it is, with no float copy (the same
+    bits as X.astype(dtype)); integer and bool X need no NaN check."""
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -724,7 +726,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     than two classes are learnt one-vs-rest. Training stops at the first
     epoch without a mistake (it has converged: the data are separated) or at
     ``max_iter`` epochs, with a ConvergenceWarning -- as on XOR, which no
-    line separates.
+    line separates. A uint8 X (images as loaded) is read as it is, one sample
+    at a time, with no float copy (the same bits as X.astype(dtype)).
 
     Attributes: ``coef_`` (n_classes or 1, n_features), ``intercept_``,
     ``classes_``, ``n_iter_``, ``errors_`` (mistakes per epoch; the
@@ -750,7 +753,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         warm = bool(self.warm_start) and hasattr(self, "coef_")
-        X = _check_X(self, X, reset=not warm, dtype=dtype)
+        X = _check_X(self, X, reset=not warm, dtype=dtype, keep_u8=True)  # (read as is)
         y = _check_y(self, y, len(X), classifier=True)
         if warm:
             targets = _encode(self.classes_, y)

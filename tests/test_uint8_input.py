@@ -349,14 +349,37 @@ def test_mlp_regressor_on_uint8_equals_the_float_copy():
     np.testing.assert_array_equal(ests[0].predict(x), ests[1].predict(x.astype(np.float32)))
 
 
-def test_perceptron_on_uint8_equals_the_float_copy():
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_perceptron_on_uint8_equals_the_float_copy(dtype, monkeypatch):
     from nncore.estimators import Perceptron
-    x, labels = _bytes(120, 16, "sparse", seed=14)
-    a = _fit_quiet(Perceptron(max_iter=5, random_state=0), x, labels)
-    b = _fit_quiet(Perceptron(max_iter=5, random_state=0), x.astype(np.float64), labels)
+    x, labels = _bytes(120, 16, "dense", seed=14)
+    seen = []
+    real = _core.perceptron_epoch
+    monkeypatch.setattr(_core, "perceptron_epoch", lambda x, *a: seen.append(x.dtype) or real(x, *a))
+    a = _fit_quiet(Perceptron(max_iter=5, random_state=0, dtype=dtype), x, labels)
+    assert set(seen) == {np.dtype(np.uint8)}  # read as is, no float copy
+    b = _fit_quiet(Perceptron(max_iter=5, random_state=0, dtype=dtype), x.astype(dtype), labels)
     np.testing.assert_array_equal(a.coef_, b.coef_)
     np.testing.assert_array_equal(a.intercept_, b.intercept_)
-    assert a.errors_ == b.errors_
+    assert a.errors_ == b.errors_ and a.errors_[-1] > 0  # (it learnt: mistakes each epoch)
+    np.testing.assert_array_equal(a.decision_function(x), b.decision_function(x.astype(dtype)))
+
+
+def test_perceptron_epoch_on_uint8_rows(dtype):
+    x, labels = _bytes(50, 10, "dense", seed=16)
+    y = np.eye(3, dtype=dtype)[labels]
+    order = np.random.default_rng(0).permutation(50)
+    runs = []
+    for xx in (x, x.astype(dtype)):
+        w, b = np.zeros((3, 10), dtype), np.zeros(3, dtype)
+        runs.append((_core.perceptron_epoch(xx, y, w, b, 0.5, order), w, b))
+    assert runs[0][0] == runs[1][0] > 0
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.perceptron_epoch(np.zeros((50, 20), np.uint8)[:, ::2], y, w, b, 0.5)
+    with pytest.raises(ValueError, match="w has shape"):
+        _core.perceptron_epoch(x, y, np.zeros((3, 9), dtype), b, 0.5)
 
 
 def test_estimators_check_float_input_for_nan_and_take_integers_as_they_are():
