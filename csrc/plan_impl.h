@@ -267,7 +267,7 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
             sparse = NC_TAG(plan_sparse_rows_of)(rows, &px, f->order ? f->order + start : NULL,
                                                  start, scratch, &sx);
             sparse_so_far = sparse;
-            tried = f->x_u8; /* (a byte batch's count is then known) */
+            tried = 1; /* (the count is known: not again on the copy) */
         }
         if (!f->order && f->x_u8 && !sparse)
             NC_FN(u8_to_real)(rows * k, (const uint8_t *)NC_TAG(plan_row)(&px, start), xb);

@@ -202,6 +202,26 @@ def test_per_batch_path_on_uint8_equals_the_float_copy(dtype, path, shuffle, mon
     _assert_same(*runs)
 
 
+@pytest.mark.parametrize("shuffle", [True, False], ids=["shuffle", "in-order"])
+def test_engine_epochs_on_uint8_with_an_activation_first(shuffle, monkeypatch):
+    # the first plan step is not a dense one: no sparse products, the bytes
+    # are converted into the batch rows
+    x, labels = _bytes(100, 12, "dense", seed=3)
+    seen = _recording_plan_fit(monkeypatch)
+    runs = []
+    for xx in (x, x.astype(np.float32)):
+        model = nncore.Sequential([Activation("tanh", input_shape=(12,)),
+                                   Dense(8, activation="relu"), Dense(3, activation="softmax")],
+                                  seed=1)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        hist = model.fit(xx, labels, batch_size=16, epochs=2, verbose=0, shuffle=shuffle)
+        runs.append((model.get_flat_weights(), model.optimizer.get_state()["state"],
+                     model.optimizer.iterations, hist.history))
+    assert seen[0] == np.uint8
+    _assert_same(*runs)
+
+
 def test_fit_keeps_uint8_and_converts_batch_by_batch(monkeypatch):
     # no float copy of the whole x: every array fit's batches see is one batch
     from nncore import training
