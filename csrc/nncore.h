@@ -520,6 +520,15 @@ nc_status nc_sperceptron_epoch(size_t n, size_t d, size_t k, const float *x,
 nc_status nc_dperceptron_epoch(size_t n, size_t d, size_t k, const double *x,
                                const double *y, const int64_t *order, double lr,
                                double *w, double *b, size_t *mistakes);
+/* The same with x as uint8 (n x d bytes, e.g. images as loaded), each
+ * sample converted into xrow (d reals of scratch) first: the bits of the
+ * epoch on x converted, without a float copy of x. */
+nc_status nc_sperceptron_epoch_u8(size_t n, size_t d, size_t k, const uint8_t *x,
+                                  const float *y, const int64_t *order, float lr, float *w,
+                                  float *b, float *xrow, size_t *mistakes);
+nc_status nc_dperceptron_epoch_u8(size_t n, size_t d, size_t k, const uint8_t *x,
+                                  const double *y, const int64_t *order, double lr, double *w,
+                                  double *b, double *xrow, size_t *mistakes);
 
 
 /* ------------------------------------------------------------------------ */
@@ -859,7 +868,9 @@ typedef enum nc_plan_metric {
  */
 typedef struct nc_plan_fit {
     size_t n, batch;           /* samples; batch size (the last batch may be short) */
-    const void *x;             /* n x steps[0].n_in */
+    const void *x;             /* n x steps[0].n_in reals, or with x_u8 bytes: */
+    int x_u8;                  /* 1: x is uint8 (images as loaded), read as reals batch by
+                                  batch (exact: the bits of training on x converted) */
     const int64_t *labels;     /* n integer labels (sparse losses), or NULL and t: */
     const void *t;             /* n x n_out targets */
     const int64_t *order;      /* the epoch's order of the samples, or NULL: as stored */

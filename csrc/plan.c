@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "dense_sparse.h"
+#include "dense_u8.h"
 
 int nc_plan_sparse_ = 0;
 

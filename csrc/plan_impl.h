@@ -71,30 +71,52 @@ static int NC_TAG(plan_sparse_x)(size_t m, size_t k, const real *x, real *scratc
 #define NC_PLAN_AHEAD 8 /* samples fetched ahead of their conversion */
 #endif
 
-/* Asks for a sample's k values ahead of their use (samples picked at
- * random, which the hardware prefetcher cannot foresee). */
-static void NC_TAG(plan_prefetch_row)(const real *row, size_t k)
+/* A sample's first-layer input, as stored: k reals, or k bytes (x_u8). */
+typedef struct NC_TAG(plan_x) {
+    const void *x;
+    int u8;
+    size_t k, row_bytes;
+} NC_TAG(plan_x);
+
+static const void *NC_TAG(plan_row)(const NC_TAG(plan_x) *px, size_t i)
 {
-    size_t off;
-    for (off = 0; off < k * sizeof(real); off += 64) NC_PREFETCH((const char *)row + off);
+    return (const char *)px->x + i * px->row_bytes;
 }
 
-/* The same, straight from the batch's scattered samples x[o[r]] (no dense
- * copy first): the nonzeros by rows, then, if the batch is sparse enough
- * (plan_sparse_x's choice, on the same count), by columns. Returns 0, the
- * scratch then garbage, when it is not. */
-static int NC_TAG(plan_sparse_rows_of)(size_t m, size_t k, const real *x, const int64_t *o,
-                                       real *scratch, NC_TAG(plan_sparse) *sx)
+/* Asks for a sample's bytes ahead of their use (samples picked at random,
+ * which the hardware prefetcher cannot foresee). */
+static void NC_TAG(plan_prefetch_row)(const void *row, size_t bytes)
 {
-    size_t r, nnz = 0;
+    size_t off;
+    for (off = 0; off < bytes; off += 64) NC_PREFETCH((const char *)row + off);
+}
+
+/* The same, straight from the batch's samples x[o[r]] (no dense copy
+ * first), or rows first .. first + m - 1 without o: the nonzeros by rows,
+ * then, if the batch is sparse enough (plan_sparse_x's choice, on the same
+ * count), by columns. Returns 0, the scratch then garbage, when it is not. */
+static int NC_TAG(plan_sparse_rows_of)(size_t m, const NC_TAG(plan_x) *px, const int64_t *o,
+                                       size_t first, real *scratch, NC_TAG(plan_sparse) *sx)
+{
+    size_t r, nnz = 0, k = px->k;
     int32_t row_ptr[2];
     if (nc_plan_sparse_ == 1 || m * k > (size_t)INT32_MAX) return 0;
     NC_TAG(plan_sparse_layout)(m, k, scratch, sx);
-    for (r = 0; r < m; r++) { /* (to_csr's scratch writes stay inside the m * k room) */
-        if (r + NC_PLAN_AHEAD < m) NC_TAG(plan_prefetch_row)(x + (size_t)o[r + NC_PLAN_AHEAD] * k, k);
-        sx->ptr[r] = (int32_t)nnz;
-        nnz += NC_FN(to_csr)(1, k, x + (size_t)o[r] * k, row_ptr, sx->idx + nnz, sx->val + nnz);
-    }
+    if (!o && px->u8) /* contiguous bytes: one call */
+        nnz = NC_FN(u8_to_csr)(m, k, (const uint8_t *)NC_TAG(plan_row)(px, first), sx->ptr,
+                               sx->idx, sx->val);
+    else
+        for (r = 0; r < m; r++) { /* (to_csr's scratch writes stay inside the m * k room) */
+            const void *row = NC_TAG(plan_row)(px, o ? (size_t)o[r] : first + r);
+            if (o && r + NC_PLAN_AHEAD < m)
+                NC_TAG(plan_prefetch_row)(NC_TAG(plan_row)(px, (size_t)o[r + NC_PLAN_AHEAD]),
+                                          px->row_bytes);
+            sx->ptr[r] = (int32_t)nnz;
+            nnz += px->u8 ? NC_FN(u8_to_csr)(1, k, (const uint8_t *)row, row_ptr,
+                                             sx->idx + nnz, sx->val + nnz)
+                          : NC_FN(to_csr)(1, k, (const real *)row, row_ptr, sx->idx + nnz,
+                                          sx->val + nnz);
+        }
     sx->ptr[m] = (int32_t)nnz;
     if (!NC_TAG(plan_sparse_wins)(m, k, nnz)) return 0;
     NC_FN(csr_to_csc)(m, k, sx->ptr, sx->idx, sx->val, sx->cptr, sx->row, sx->cval);
@@ -199,6 +221,7 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
 {
     const size_t k = steps[0].n_in, n_out = steps[n_steps - 1].n_out, n = f->n;
     const real *x = (const real *)f->x, *t = (const real *)f->t;
+    const NC_TAG(plan_x) px = {f->x, f->x_u8, k, f->x_u8 ? k : k * sizeof(real)};
     real *xb = (real *)f->xb, *probs = (real *)f->probs;
     int64_t *lb = (int64_t *)f->yb;
     real *tb = (real *)f->yb;
@@ -229,24 +252,33 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
     f->done = 0;
     for (b = 0; b < f->count; b++) {
         size_t start = (f->first + b) * f->batch, rows = NC_MIN(f->batch, n - start);
-        const real *xin = x + start * k, *tin = t ? t + start * n_out : NULL;
+        const real *xin = f->x_u8 ? xb : x + start * k, *tin = t ? t + start * n_out : NULL;
         const int64_t *lin = f->labels ? f->labels + start : NULL;
         const real *out = (const real *)f->outputs[n_steps - 1], *seen;
         double loss = 0, layer_pen = 0;
         NC_TAG(plan_sparse) sx;
         real *scratch = (real *)f->work + 2 * rows * widest;
-        int sparse = 0;
+        int sparse = 0, tried = 0;
         /* a sparse first input is converted straight from the samples; after
          * a batch that was not sparse enough, they are copied and counted
-         * first (the choice, and so every bit, is the same either way) */
-        if (f->order && steps[0].op == NC_PLAN_DENSE && sparse_so_far) {
-            sparse = NC_TAG(plan_sparse_rows_of)(rows, k, x, f->order + start, scratch, &sx);
+         * first (the choice, and so every bit, is the same either way). Bytes
+         * are converted to reals on the way (the first input's only copy). */
+        if ((f->order || f->x_u8) && steps[0].op == NC_PLAN_DENSE && sparse_so_far) {
+            sparse = NC_TAG(plan_sparse_rows_of)(rows, &px, f->order ? f->order + start : NULL,
+                                                 start, scratch, &sx);
             sparse_so_far = sparse;
+            tried = 1; /* (the count is known: not again on the copy) */
         }
+        if (!f->order && f->x_u8 && !sparse)
+            NC_FN(u8_to_real)(rows * k, (const uint8_t *)NC_TAG(plan_row)(&px, start), xb);
         if (f->order) { /* gather the batch's samples into the scratch rows */
             const int64_t *o = f->order + start;
             for (r = 0; r < rows; r++) {
-                if (!sparse) memcpy(xb + r * k, x + (size_t)o[r] * k, k * sizeof(real));
+                const void *row = NC_TAG(plan_row)(&px, (size_t)o[r]);
+                if (!sparse && f->x_u8)
+                    NC_FN(u8_to_real)(k, (const uint8_t *)row, xb + r * k);
+                else if (!sparse)
+                    memcpy(xb + r * k, row, k * sizeof(real));
                 if (f->labels)
                     lb[r] = f->labels[o[r]];
                 else
@@ -256,7 +288,7 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
             lin = f->labels ? lb : NULL;
             tin = f->labels ? NULL : tb;
         }
-        if (!sparse && steps[0].op == NC_PLAN_DENSE) {
+        if (!sparse && !tried && steps[0].op == NC_PLAN_DENSE) {
             sparse = NC_TAG(plan_sparse_x)(rows, k, xin, scratch, &sx);
             sparse_so_far = sparse_so_far || sparse;
         }
@@ -271,7 +303,9 @@ nc_status NC_FN(plan_fit)(size_t n_steps, const NC_TAG(nc_plan_step) *steps, nc_
          * step, bound by its divider, leaves memory idle */
         if (sparse && f->order && b + 1 < f->count) {
             size_t next = start + f->batch, nrows = next < n ? NC_MIN(f->batch, n - next) : 0;
-            for (r = 0; r < nrows; r++) NC_TAG(plan_prefetch_row)(x + (size_t)f->order[next + r] * k, k);
+            for (r = 0; r < nrows; r++)
+                NC_TAG(plan_prefetch_row)(NC_TAG(plan_row)(&px, (size_t)f->order[next + r]),
+                                          px.row_bytes);
         }
         if (fused) {
             st = NC_FN(optim_step_penalized)(&cfg, f->n_params, (real *)f->params,

@@ -231,6 +231,7 @@ cdef extern from "vmath.h" nogil:
 # ---- end vmath ----
 
 # ---- perceptron (csrc/perceptron_impl.h) ----
+from libc.stdint cimport uint8_t
 cdef extern from "nncore.h" nogil:
     nc_status nc_sperceptron_epoch(size_t n, size_t d, size_t k, const float *x,
                                    const float *y, const int64_t *order, float lr,
@@ -238,6 +239,12 @@ cdef extern from "nncore.h" nogil:
     nc_status nc_dperceptron_epoch(size_t n, size_t d, size_t k, const double *x,
                                    const double *y, const int64_t *order, double lr,
                                    double *w, double *b, size_t *mistakes)
+    nc_status nc_sperceptron_epoch_u8(size_t n, size_t d, size_t k, const uint8_t *x,
+                                      const float *y, const int64_t *order, float lr, float *w,
+                                      float *b, float *xrow, size_t *mistakes)
+    nc_status nc_dperceptron_epoch_u8(size_t n, size_t d, size_t k, const uint8_t *x,
+                                      const double *y, const int64_t *order, double lr,
+                                      double *w, double *b, double *xrow, size_t *mistakes)
 # ---- end perceptron ----
 
 # ---- weight penalties (csrc/penalty_impl.h, compiled with csrc/optim*.c)
@@ -414,6 +421,7 @@ cdef extern from "nncore.h" nogil:
     ctypedef struct nc_plan_fit:
         size_t n, batch
         const void *x
+        int x_u8
         const int64_t *labels
         const void *t
         const int64_t *order

@@ -1830,17 +1830,27 @@ def perceptron_epoch(x, y, w, b, double lr, order=None):
 
     x is (n, d), y is (n, k) with targets 0 or 1, all one float dtype; order
     is a permutation of 0 .. n-1 (int64), or None for 0 .. n-1. Returns the
-    number of mistakes (updates) made; 0 means the epoch saw none.
+    number of mistakes (updates) made; 0 means the epoch saw none. x may
+    also be uint8 (C-contiguous; images as loaded): each sample is then read
+    as y's dtype, with the bits of the epoch on x converted.
     """
-    cdef cnp.ndarray X = _real(x, "x"), Y, W = _inplace(w, "w"), B = None, O = None
+    cdef cnp.ndarray X, Y, W = _inplace(w, "w"), B = None, O = None, XR = None
     cdef size_t n, d, k, mistakes = 0
     cdef nc_status st
     cdef const int64_t *po = NULL
+    cdef bint x_u8 = cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_UINT8
+    if x_u8:
+        X = <cnp.ndarray>x
+        if not cnp.PyArray_IS_C_CONTIGUOUS(X):
+            raise ValueError("a uint8 x must be C-contiguous (np.ascontiguousarray(x))")
+    else:
+        X = _real(x, "x")
     _ndim(X, "x", 2)
     n, d = X.shape[0], X.shape[1]
     Y = _real(y, "y")
-    _same_dtype(X, "x", Y, "y")
-    _same_dtype(X, "x", W, "w")
+    if not x_u8:
+        _same_dtype(X, "x", Y, "y")
+    _same_dtype(Y if x_u8 else X, "y" if x_u8 else "x", W, "w")
     _ndim(Y, "y", 2)
     if Y.shape[0] != <Py_ssize_t>n:
         raise ValueError(f"x has {n} samples but y has {Y.shape[0]}")
@@ -1854,7 +1864,7 @@ def perceptron_epoch(x, y, w, b, double lr, order=None):
         raise ValueError(f"the learning rate must be a finite number > 0, got {lr}")
     if b is not None:
         B = _inplace(b, "b")
-        _same_dtype(X, "x", B, "b")
+        _same_dtype(Y if x_u8 else X, "y" if x_u8 else "x", B, "b")
         if _shape(B) != (k,):
             raise ValueError(f"b has shape {_shape(B)}; it must be {(k,)}")
         _no_overlap(B, "b", W, "w")
@@ -1865,7 +1875,23 @@ def perceptron_epoch(x, y, w, b, double lr, order=None):
         if _shape(O) != (n,) or not np.array_equal(np.sort(O), np.arange(n)):
             raise ValueError(f"order must be a permutation of 0 .. {n - 1}")
         po = <const int64_t *>cnp.PyArray_DATA(O)
-    if cnp.PyArray_TYPE(X) == F32:
+    if x_u8:
+        XR = np.empty(max(d, 1), dtype=np.float32 if cnp.PyArray_TYPE(Y) == F32 else np.float64)
+        if cnp.PyArray_TYPE(Y) == F32:
+            with nogil:
+                st = nc_sperceptron_epoch_u8(n, d, k, <const uint8_t *>cnp.PyArray_DATA(X),
+                                             <const float *>cnp.PyArray_DATA(Y), po, <float>lr,
+                                             <float *>cnp.PyArray_DATA(W),
+                                             NULL if B is None else <float *>cnp.PyArray_DATA(B),
+                                             <float *>cnp.PyArray_DATA(XR), &mistakes)
+        else:
+            with nogil:
+                st = nc_dperceptron_epoch_u8(n, d, k, <const uint8_t *>cnp.PyArray_DATA(X),
+                                             <const double *>cnp.PyArray_DATA(Y), po, lr,
+                                             <double *>cnp.PyArray_DATA(W),
+                                             NULL if B is None else <double *>cnp.PyArray_DATA(B),
+                                             <double *>cnp.PyArray_DATA(XR), &mistakes)
+    elif cnp.PyArray_TYPE(X) == F32:
         with nogil:
             st = nc_sperceptron_epoch(n, d, k, <const float *>cnp.PyArray_DATA(X),
                                       <const float *>cnp.PyArray_DATA(Y), po, <float>lr,
@@ -2823,8 +2849,11 @@ def plan_fit(TrainPlan plan, OptimStepper stepper, x, y, order, Py_ssize_t batch
     (w, g, l1, l2, last_of_its_layer) tuples; ``metrics``: (code, threshold).
     Returns (batches done, loss_sum); metric_sums (float64) is updated in place,
     and the owner's (an optimizer's) ``iterations`` becomes step + batches done
-    with no Python code between (so an interrupt cannot leave the two apart)."""
-    cdef cnp.ndarray X = _real(x, "x"), Y, O = None, P, G, S, LR, MS, W, GR
+    with no Python code between (so an interrupt cannot leave the two apart).
+    x may be uint8 (C-contiguous; images as loaded): its batches are read as
+    the plan's reals in C, with the bits of training on x converted."""
+    cdef cnp.ndarray X = _plan_fit_x(x), Y, O = None, P, G, S, LR, MS, W, GR
+    cdef bint x_u8 = cnp.PyArray_TYPE(X) == cnp.NPY_UINT8
     cdef cnp.ndarray XB, YB, PB
     cdef Py_ssize_t n, n_out = plan.n_out, j, n_pen = len(penalties), n_met = len(metrics)
     cdef nc_plan_fit f
@@ -2839,8 +2868,10 @@ def plan_fit(TrainPlan plan, OptimStepper stepper, x, y, order, Py_ssize_t batch
     cdef double *thr = NULL
     cdef list keep = []
     np_dtype = np.float32 if plan.typenum == F32 else np.float64
-    if cnp.PyArray_TYPE(X) != plan.typenum or cnp.PyArray_NDIM(X) != 2 or X.shape[1] != plan.n_in:
-        raise ValueError(f"x must be (n, {plan.n_in}) of the plan's dtype, got {_shape(X)}")
+    if (not x_u8 and cnp.PyArray_TYPE(X) != plan.typenum) or cnp.PyArray_NDIM(X) != 2 \
+            or X.shape[1] != plan.n_in:
+        raise ValueError(f"x must be (n, {plan.n_in}) of the plan's dtype ({np.dtype(np_dtype)}) "
+                         f"or uint8, got {X.dtype} {_shape(X)}")
     n = X.shape[0]
     if batch < 1 or first < 0 or count < 0 or (first + count - 1) * batch >= n and count > 0:
         raise ValueError("batches out of range")
@@ -2924,6 +2955,7 @@ def plan_fit(TrainPlan plan, OptimStepper stepper, x, y, order, Py_ssize_t batch
         f.n = n
         f.batch = batch
         f.x = cnp.PyArray_DATA(X)
+        f.x_u8 = 1 if x_u8 else 0
         f.labels = <const int64_t *>cnp.PyArray_DATA(Y) if sparse else NULL
         f.t = NULL if sparse else cnp.PyArray_DATA(Y)
         f.order = NULL if O is None else <const int64_t *>cnp.PyArray_DATA(O)
@@ -2981,6 +3013,21 @@ def plan_fit(TrainPlan plan, OptimStepper stepper, x, y, order, Py_ssize_t batch
         PyMem_Free(pen_end)
         PyMem_Free(met)
         PyMem_Free(thr)
+
+def _plan_fit_x(x):
+    """plan_fit's x: a uint8 array as it is (C-contiguous, else a clear
+    error: a strided view would be copied whole, the cost uint8 input saves),
+    anything else through _real."""
+    if cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_UINT8:
+        if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x):
+            raise ValueError("a uint8 x must be C-contiguous (np.ascontiguousarray(x)), got "
+                             "a strided view")
+        return x
+    if cnp.PyArray_Check(x) and (<cnp.ndarray>x).dtype.kind in "biu":
+        raise TypeError(f"x has dtype {(<cnp.ndarray>x).dtype}; plan_fit takes the plan's "
+                        f"float dtype or uint8 (convert it with .astype(np.float32))")
+    return _real(x, "x")
+
 
 PLAN_METRIC_SPARSE = NC_METRIC_ACC_SPARSE
 PLAN_METRIC_ARGMAX = NC_METRIC_ACC_ARGMAX
@@ -3143,3 +3190,77 @@ def _sparse_input(x):
     if x.size > 0x7fffffff:
         raise ValueError("x has more than 2**31 - 1 elements")
     return np.ascontiguousarray(x)
+
+
+# --------------------------------------------------------------------------
+# Byte inputs (csrc/dense_u8.h): test hooks (helper branch `s4-u8`)
+# --------------------------------------------------------------------------
+
+cdef extern from "dense_u8.h":
+    size_t nc_su8_to_csr(size_t m, size_t k, const uint8_t *x, int32_t *ptr, int32_t *idx,
+                         float *val) nogil
+    size_t nc_du8_to_csr(size_t m, size_t k, const uint8_t *x, int32_t *ptr, int32_t *idx,
+                         double *val) nogil
+    void nc_su8_to_real(size_t count, const uint8_t *x, float *y) nogil
+    void nc_du8_to_real(size_t count, const uint8_t *x, double *y) nogil
+
+
+def _u8_to_csr(x, dtype, int repeat=1):
+    """Test hook: x (m x k uint8) to its nonzeros by rows, values as float32
+    or float64, with the engine's conversion at the level in force. Returns
+    (ptr, idx, val). repeat > 1 runs the kernel that many times (benchmarks)."""
+    x = np.asarray(x)
+    if x.dtype != np.uint8 or x.ndim != 2:
+        raise TypeError(f"x must be 2-D uint8, got {x.dtype} {x.shape}")
+    if x.size > 0x7fffffff:
+        raise ValueError("x has more than 2**31 - 1 elements")
+    dt = np.dtype(dtype)
+    if dt != np.float32 and dt != np.float64:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    x = np.ascontiguousarray(x)
+    room = max(x.size, 1)
+    cdef cnp.ndarray xx = x
+    cdef size_t m = x.shape[0], k = x.shape[1], nnz = 0
+    cdef cnp.ndarray p = np.empty(m + 1, dtype=np.int32)
+    cdef cnp.ndarray ix = np.empty(room, dtype=np.int32)
+    cdef cnp.ndarray v = np.empty(room, dtype=dt)
+    cdef int r
+    if dt == np.float32:
+        with nogil:
+            for r in range(repeat):
+                nnz = nc_su8_to_csr(m, k, <const uint8_t *>cnp.PyArray_DATA(xx),
+                                    <int32_t *>cnp.PyArray_DATA(p),
+                                    <int32_t *>cnp.PyArray_DATA(ix),
+                                    <float *>cnp.PyArray_DATA(v))
+    else:
+        with nogil:
+            for r in range(repeat):
+                nnz = nc_du8_to_csr(m, k, <const uint8_t *>cnp.PyArray_DATA(xx),
+                                    <int32_t *>cnp.PyArray_DATA(p),
+                                    <int32_t *>cnp.PyArray_DATA(ix),
+                                    <double *>cnp.PyArray_DATA(v))
+    return p, ix[:nnz].copy(), v[:nnz].copy()
+
+
+def _u8_to_real(x, dtype):
+    """Test hook: the engine's bytes-to-reals conversion of x (uint8, any shape)."""
+    x = np.ascontiguousarray(x)
+    if x.dtype != np.uint8:
+        raise TypeError(f"x must be uint8, got {x.dtype}")
+    dt = np.dtype(dtype)
+    if dt != np.float32 and dt != np.float64:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    cdef cnp.ndarray xx = x
+    cdef cnp.ndarray y = np.empty(x.shape, dtype=dt)
+    cdef size_t count = x.size
+    if dt == np.float32:
+        with nogil:
+            nc_su8_to_real(count, <const uint8_t *>cnp.PyArray_DATA(xx),
+                           <float *>cnp.PyArray_DATA(y))
+    else:
+        with nogil:
+            nc_du8_to_real(count, <const uint8_t *>cnp.PyArray_DATA(xx),
+                           <double *>cnp.PyArray_DATA(y))
+    return y

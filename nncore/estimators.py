@@ -205,7 +205,10 @@ def r2_score(y_true, y_pred, sample_weight=None) -> float:
 # Input validation (once per call)
 # --------------------------------------------------------------------------
 
-def _check_X(est, X, reset: bool, dtype) -> np.ndarray:
+def _check_X(est, X, reset: bool, dtype, keep_u8: bool = False) -> np.ndarray:
+    """X validated, as a C-contiguous array of dtype (uint8 kept as it is with
+    keep_u8: the MLPs train on it without a float copy). Only float input is
+    checked for NaN and infinity: integers and bools are always finite."""
     name = type(est).__name__
     if X is None:
         raise ValueError(f"{name} needs X, got None")
@@ -230,8 +233,10 @@ def _check_X(est, X, reset: bool, dtype) -> np.ndarray:
     if arr.shape[1] < 1:
         raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum "
                          f"of 1 is required.")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
+    kind = arr.dtype.kind
+    arr = np.ascontiguousarray(arr, dtype=np.uint8 if keep_u8 and arr.dtype == np.uint8
+                               else dtype)
+    if kind == "f" and not np.isfinite(arr).all():
         raise ValueError("Input X contains NaN or infinity.")
     if reset:
         est.n_features_in_ = arr.shape[1]
@@ -366,7 +371,9 @@ def _engine_l2(l2):
 
 class _BaseMLP(BaseEstimator):
     """The shared fit loop: one ``Sequential.fit`` epoch per iteration, scikit-learn's
-    stopping rules (tol, n_iter_no_change, early_stopping) between epochs."""
+    stopping rules (tol, n_iter_no_change, early_stopping) between epochs. A uint8
+    X (images as loaded) is trained on as it is, with no float copy (the same
+    bits as X.astype(dtype)); integer and bool X need no NaN check."""
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -479,7 +486,7 @@ class _BaseMLP(BaseEstimator):
         hidden = self._validate_params()
         first = not (incremental or self.warm_start) or not hasattr(self, "_model")
         dtype = np.dtype(self.dtype)
-        X = _check_X(self, X, reset=first, dtype=dtype)
+        X = _check_X(self, X, reset=first, dtype=dtype, keep_u8=True)
         y_enc, n_out = self._prepare_y(y, len(X), first, classes)
         if first:
             self._seed = _seed_from(self.random_state)
@@ -585,7 +592,7 @@ class _BaseMLP(BaseEstimator):
 
     def _forward(self, X):
         _check_fitted(self, "_model")
-        X = _check_X(self, X, reset=False, dtype=np.dtype(self.dtype))
+        X = _check_X(self, X, reset=False, dtype=np.dtype(self.dtype), keep_u8=True)
         return self._model.predict(X, batch_size=max(len(X), 1))
 
     # -- pickling: the model holds engine objects, so it travels as arrays ---
@@ -726,7 +733,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
     than two classes are learnt one-vs-rest. Training stops at the first
     epoch without a mistake (it has converged: the data are separated) or at
     ``max_iter`` epochs, with a ConvergenceWarning -- as on XOR, which no
-    line separates.
+    line separates. A uint8 X (images as loaded) is read as it is, one sample
+    at a time, with no float copy (the same bits as X.astype(dtype)).
 
     Attributes: ``coef_`` (n_classes or 1, n_features), ``intercept_``,
     ``classes_``, ``n_iter_``, ``errors_`` (mistakes per epoch; the
@@ -752,7 +760,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         warm = bool(self.warm_start) and hasattr(self, "coef_")
-        X = _check_X(self, X, reset=not warm, dtype=dtype)
+        X = _check_X(self, X, reset=not warm, dtype=dtype, keep_u8=True)  # (read as is)
         y = _check_y(self, y, len(X), classifier=True)
         if warm:
             targets = _encode(self.classes_, y)

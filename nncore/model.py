@@ -380,11 +380,14 @@ class Sequential:
         return logs
 
     # ---------------------------------------------------- data preparation
-    def _as_x(self, x) -> np.ndarray:
+    def _as_x(self, x, keep_u8: bool = False) -> np.ndarray:
+        """x as a C-contiguous array of the model's dtype; with keep_u8, a
+        uint8 x stays uint8 (fit's training batches read it as it is)."""
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"x has dtype {x.dtype}; inputs must be numbers")
-        x = np.ascontiguousarray(x, dtype=self.dtype)
+        x = np.ascontiguousarray(x, dtype=np.uint8 if keep_u8 and x.dtype == np.uint8
+                                 else self.dtype)
         if x.ndim == len(self.input_shape) and x.shape == self.input_shape:
             raise ValueError(f"x has the shape of one sample {x.shape}; pass a batch "
                              f"(add a leading axis: x[None])")
@@ -580,6 +583,13 @@ class Sequential:
         steps, bit for bit, as batch by batch); a sparse input (at most a
         quarter nonzero per batch) has its first layer computed over its
         nonzeros only.
+
+        A uint8 ``x`` (images as loaded, such as ``nncore.datasets.load_digits16``)
+        is trained on as it is, with no float copy of the data set: the engine
+        reads each batch's bytes as the model's floats, and other paths convert
+        one batch at a time (the same bits as passing ``x.astype(model.dtype)``).
+        Other integer and bool dtypes are converted to the model's dtype whole,
+        as are validation data.
         """
         from nncore.training import fit
         return fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,

@@ -39,8 +39,12 @@ class _ArrayBatches:
         self.shuffle = shuffle
         self.seed = seed
         self.steps = math.ceil(self.n / batch_size)
-        self._xbuf = np.empty((min(batch_size, self.n),) + x.shape[1:], x.dtype)
-        self._ybuf = np.empty((min(batch_size, self.n),) + y.shape[1:], y.dtype)
+        rows = min(batch_size, self.n)
+        self._xbuf = np.empty((rows,) + x.shape[1:], x.dtype)
+        self._ybuf = np.empty((rows,) + y.shape[1:], y.dtype)
+        # a uint8 x (kept as passed) becomes the model's dtype one batch at a time
+        self._fbuf = (np.empty((rows,) + x.shape[1:], model.dtype) if x.dtype != model.dtype
+                      else None)
 
     def epoch(self, epoch: int, stream: int):
         # keyed by the number of updates done so far, not the epoch number, so
@@ -51,12 +55,15 @@ class _ArrayBatches:
         for start in range(0, self.n, self.batch_size):
             stop = min(start + self.batch_size, self.n)
             if order is None:
-                yield self.x[start:stop], self.y[start:stop]
+                xb, yb = self.x[start:stop], self.y[start:stop]
             else:
                 idx = order[start:stop]
                 xb = np.take(self.x, idx, axis=0, out=self._xbuf[:stop - start])
                 yb = np.take(self.y, idx, axis=0, out=self._ybuf[:stop - start])
-                yield xb, yb
+            if self._fbuf is not None:
+                xb = self._fbuf[:stop - start]
+                np.copyto(xb, self.x[start:stop] if order is None else self._xbuf[:stop - start])
+            yield xb, yb
 
 
 class _IterableBatches:
@@ -129,8 +136,9 @@ def _split_validation(model, x, y, validation_split, validation_data):
         if n_val == 0 or n_val == len(x):
             raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves "
                              f"an empty training or validation set")
-        # the last samples, before shuffling, as Keras does
-        return x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+        # the last samples, before shuffling, as Keras does (validation data
+        # in the model's dtype, for the test steps)
+        return x[:-n_val], y[:-n_val], (model._as_x(x[-n_val:]), y[-n_val:])
     return x, y, None
 
 
@@ -175,7 +183,7 @@ def _fit(model, x, y, batch_size, epochs, verbose, callbacks: Optional[Sequence]
             raise ValueError("fit needs x and y (or x as a source of (x, y) batches)")
         model._ensure_built(x)
         model._require_compiled()
-        x = model._as_x(x)
+        x = model._as_x(x, keep_u8=True)  # uint8: batches converted one at a time
         if len(x) == 0:
             raise ValueError(f"fit needs at least one sample; x has shape {x.shape}")
         y = model._as_y(y, len(x))
