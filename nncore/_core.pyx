@@ -1876,7 +1876,8 @@ def perceptron_epoch(x, y, w, b, double lr, order=None):
             raise ValueError(f"order must be a permutation of 0 .. {n - 1}")
         po = <const int64_t *>cnp.PyArray_DATA(O)
     if x_u8:
-        XR = np.empty(max(d, 1), dtype=np.float32 if cnp.PyArray_TYPE(Y) == F32 else np.float64)
+        XR = np.empty(max(<Py_ssize_t>d, 1),
+                      dtype=np.float32 if cnp.PyArray_TYPE(Y) == F32 else np.float64)
         if cnp.PyArray_TYPE(Y) == F32:
             with nogil:
                 st = nc_sperceptron_epoch_u8(n, d, k, <const uint8_t *>cnp.PyArray_DATA(X),
