@@ -205,6 +205,16 @@ def r2_score(y_true, y_pred, sample_weight=None) -> float:
 # Input validation (once per call)
 # --------------------------------------------------------------------------
 
+def _all_finite(a: np.ndarray) -> bool:
+    # A NaN or an infinity anywhere makes the sum NaN or infinite, so a finite
+    # sum (one pass, no temporary array) settles it, as scikit-learn checks;
+    # only a sum that is not finite (maybe finite values overflowing) needs
+    # the element-wise test.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(a, axis=None)
+    return bool(np.isfinite(total)) or bool(np.isfinite(a).all())
+
+
 def _check_X(est, X, reset: bool, dtype, keep_u8: bool = False) -> np.ndarray:
     """X validated, as a C-contiguous array of dtype (uint8 kept as it is with
     keep_u8: the MLPs train on it without a float copy). Only float input is
@@ -236,7 +246,7 @@ def _check_X(est, X, reset: bool, dtype, keep_u8: bool = False) -> np.ndarray:
     kind = arr.dtype.kind
     arr = np.ascontiguousarray(arr, dtype=np.uint8 if keep_u8 and arr.dtype == np.uint8
                                else dtype)
-    if kind == "f" and not np.isfinite(arr).all():
+    if kind == "f" and not _all_finite(arr):
         raise ValueError("Input X contains NaN or infinity.")
     if reset:
         est.n_features_in_ = arr.shape[1]

@@ -191,3 +191,22 @@ def test_integer_labels_encode_to_their_class_index_and_unseen_ones_raise(labels
     for unseen in (labels.max() + 1, labels.min() - 1):
         with pytest.raises(ValueError, match="not among the classes"):
             clf.partial_fit(x, np.append(y[:-1], unseen))
+
+
+def test_finite_check_on_x_sees_nan_and_inf_but_not_an_overflowing_sum():
+    # the check sums X first: a sum that overflows must not pass for an inf
+    y = np.arange(10) % 2
+    big = np.full((10, 3), 3e38, np.float32)  # finite, sum overflows float32
+    clf = MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(big, y)
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.zeros((10, 3), np.float32)
+        x[7, 1] = bad
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            clf.fit(x, y)
+    x = np.zeros((10, 3), np.float32)
+    x[0, 0], x[1, 0] = np.inf, -np.inf  # inf - inf: a NaN sum, still caught
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        clf.fit(x, y)
