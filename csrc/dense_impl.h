@@ -65,17 +65,41 @@ nc_status NC_FN(sparse_rows)(size_t m, size_t n, size_t bk, const int32_t *ptr,
 {
 #ifdef NC_SPARSE_X86
     if (nc_active_isa_ == NC_ISA_AVX512) {
-        NC_FN(sparse_rows_avx512)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
+        NC_FN(sparse_rows_avx512)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, NULL, 0);
         return NC_OK;
     }
     if (nc_active_isa_ == NC_ISA_AVX2) {
-        NC_FN(sparse_rows_avx2)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
+        NC_FN(sparse_rows_avx2)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, NULL, 0);
         return NC_OK;
     }
 #endif
     (void)bk;
     NC_TAG(sparse_rows_ref)(m, n, ptr, idx, val, b, ldb, c, ldc);
     return NC_OK;
+}
+
+nc_status NC_FN(sparse_rows_bias_act)(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                                      const int32_t *idx, const real *val, const real *b,
+                                      size_t ldb, real *c, size_t ldc, const real *bias,
+                                      nc_act act, real param)
+{
+    nc_status st;
+#ifdef NC_SPARSE_X86
+    if (act == NC_ACT_IDENTITY || act == NC_ACT_RELU) { /* as each row is stored */
+        if (nc_active_isa_ == NC_ISA_AVX512) {
+            NC_FN(sparse_rows_avx512)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, bias,
+                                      act == NC_ACT_RELU);
+            return NC_OK;
+        }
+        if (nc_active_isa_ == NC_ISA_AVX2) {
+            NC_FN(sparse_rows_avx2)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, bias,
+                                    act == NC_ACT_RELU);
+            return NC_OK;
+        }
+    }
+#endif
+    st = NC_FN(sparse_rows)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
+    return st != NC_OK ? st : NC_FN(bias_act)(act, param, m, n, bias, c, ldc);
 }
 
 size_t NC_FN(count_nonzero)(size_t count, const real *x)

@@ -22,10 +22,10 @@
 #define NC_SPARSE_DECL(isa)                                                                     \
     void nc_ssparse_rows_##isa(size_t m, size_t n, size_t bk, const int32_t *ptr,              \
                                const int32_t *idx, const float *val, const float *b, size_t ldb, \
-                               float *c, size_t ldc);                                            \
+                               float *c, size_t ldc, const float *bias, int relu);               \
     void nc_dsparse_rows_##isa(size_t m, size_t n, size_t bk, const int32_t *ptr,              \
                                const int32_t *idx, const double *val, const double *b,           \
-                               size_t ldb, double *c, size_t ldc);                              \
+                               size_t ldb, double *c, size_t ldc, const double *bias, int relu); \
     size_t nc_sto_csr_##isa(size_t m, size_t k, const float *x, int32_t *ptr, int32_t *idx,    \
                             float *val);                                                       \
     size_t nc_dto_csr_##isa(size_t m, size_t k, const double *x, int32_t *ptr, int32_t *idx,   \
@@ -49,6 +49,17 @@ nc_status nc_ssparse_rows(size_t m, size_t n, size_t bk, const int32_t *ptr, con
 nc_status nc_dsparse_rows(size_t m, size_t n, size_t bk, const int32_t *ptr, const int32_t *idx,
                           const double *val, const double *b, size_t ldb, double *c, size_t ldc);
 
+/* The same, then C = act(C + bias) (nc_?bias_act: bias n entries or NULL),
+ * applied as each row is stored where the level's kernel can (identity and
+ * ReLU at AVX2 and AVX-512), else in a pass after: the same bits. */
+nc_status nc_ssparse_rows_bias_act(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                                   const int32_t *idx, const float *val, const float *b,
+                                   size_t ldb, float *c, size_t ldc, const float *bias,
+                                   nc_act act, float param);
+nc_status nc_dsparse_rows_bias_act(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                                   const int32_t *idx, const double *val, const double *b,
+                                   size_t ldb, double *c, size_t ldc, const double *bias,
+                                   nc_act act, double param);
 
 /* x (m x k) to its nonzeros by rows: ptr (m + 1), idx and val (nnz each, at
  * most m * k); NaN counts as nonzero, -0.0 does not. Returns nnz. idx and

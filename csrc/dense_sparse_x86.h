@@ -1,8 +1,8 @@
 /*
  * dense_sparse_x86.h -- dense_sparse.h's "rows times" in vector registers,
  * included by dense_avx2.c and dense_avx512.c once per precision after
- * defining T, VT, MT, L, NV, VZERO, VLOAD, VLOADM, VSET1, VFMA, VSTORE,
- * VSTOREM, MASK and FN (all undefined again at the end).
+ * defining T, VT, MT, L, NV, VZERO, VLOAD, VLOADM, VSET1, VFMA, VADD, VRELU,
+ * VSTORE, VSTOREM, MASK and FN (all undefined again at the end).
  *
  * Every nonzero costs n / L multiply-adds against a row of B; where that
  * row comes from decides the speed.
@@ -16,7 +16,18 @@
  *    L1 first (rows 1 KiB apart share a few L1 sets).
  * Either way each element of C is one chain of multiply-adds in entry order
  * from zero, so the result does not depend on the blocking.
+ *
+ * A forward pass's bias and ReLU can be applied as each row is stored
+ * (bias_act's c + b, then c < 0 ? 0 : c: the same bits), instead of in two
+ * more passes over C.
  */
+
+/* The store's epilogue: + bias (when given), then ReLU (when relu). */
+#define NC_SP_EPI(r, bias_v)                                                  \
+    do {                                                                      \
+        if (bias) r = VADD(r, bias_v);                                        \
+        if (relu) r = VRELU(r);                                               \
+    } while (0)
 #define SV 4                      /* vectors per strip of the L1 kernel */
 /* The row pointer as an opaque register: else GCC splits b + idx * ldb + v * L
  * into b and one loop-invariant offset per vector, 16 of them, which spill
@@ -34,7 +45,8 @@
 /* C (m x w vectors from column 0 of c and b) for full vectors: w is a
  * constant at each call, so acc[] lives in registers. */
 NC_AINLINE void NC_GLUE(FN, _strip)(int w, size_t m, const int32_t *ptr, const int32_t *idx,
-                                    const T *val, const T *b, size_t ldb, T *c, size_t ldc)
+                                    const T *val, const T *b, size_t ldb, T *c, size_t ldc,
+                                    const T *bias, int relu)
 {
     size_t i;
     int v;
@@ -56,13 +68,17 @@ NC_AINLINE void NC_GLUE(FN, _strip)(int w, size_t m, const int32_t *ptr, const i
         }
 #pragma GCC unroll 16
         for (v = 0; v < NV; v++)
-            if (v < w) VSTORE(c + i * ldc + v * L, acc[v]);
+            if (v < w) {
+                NC_SP_EPI(acc[v], VLOAD(bias + v * L));
+                VSTORE(c + i * ldc + v * L, acc[v]);
+            }
     }
 }
 
 /* one vector of columns with its first cnt lanes only (the right edge) */
 static void NC_GLUE(FN, _edge)(size_t cnt, size_t m, const int32_t *ptr, const int32_t *idx,
-                               const T *val, const T *b, size_t ldb, T *c, size_t ldc)
+                               const T *val, const T *b, size_t ldb, T *c, size_t ldc,
+                               const T *bias, int relu)
 {
     const MT mk = MASK(cnt);
     size_t i;
@@ -71,6 +87,7 @@ static void NC_GLUE(FN, _edge)(size_t cnt, size_t m, const int32_t *ptr, const i
         int32_t e;
         for (e = ptr[i]; e < ptr[i + 1]; e++)
             acc = VFMA(VSET1(val[e]), VLOADM(mk, b + (size_t)idx[e] * ldb), acc);
+        NC_SP_EPI(acc, VLOADM(mk, bias));
         VSTOREM(c + i * ldc, mk, acc);
     }
 }
@@ -81,7 +98,7 @@ static void NC_GLUE(FN, _edge)(size_t cnt, size_t m, const int32_t *ptr, const i
  * taken in order of their lengths, all no faster. */
 static void NC_GLUE(FN, _packed)(size_t m, size_t n, size_t bk, const int32_t *ptr,
                                  const int32_t *idx, const T *val, const T *b, size_t ldb,
-                                 T *c, size_t ldc)
+                                 T *c, size_t ldc, const T *bias, int relu)
 {
     VT pack[SMALL_B / L];
     size_t j0, i, p;
@@ -115,11 +132,16 @@ static void NC_GLUE(FN, _packed)(size_t m, size_t n, size_t bk, const int32_t *p
             }
             if (full) {
 #pragma GCC unroll 4
-                for (v = 0; v < SV; v++) VSTORE(ci + v * L, acc[v]);
+                for (v = 0; v < SV; v++) {
+                    NC_SP_EPI(acc[v], VLOAD(bias + j0 + v * L));
+                    VSTORE(ci + v * L, acc[v]);
+                }
             } else {
                 for (v = 0; v < SV; v++) {
                     size_t lo = (size_t)v * L;
-                    VSTOREM(ci + lo, MASK(n - j0 > lo ? NC_MIN((size_t)L, n - j0 - lo) : 0), acc[v]);
+                    const MT mk = MASK(n - j0 > lo ? NC_MIN((size_t)L, n - j0 - lo) : 0);
+                    NC_SP_EPI(acc[v], VLOADM(mk, bias + j0 + lo));
+                    VSTOREM(ci + lo, mk, acc[v]);
                 }
             }
         }
@@ -127,38 +149,46 @@ static void NC_GLUE(FN, _packed)(size_t m, size_t n, size_t bk, const int32_t *p
 }
 
 /* rows times: C[i, :] = sum over i's entries e of val[e] B[idx[e], :];
- * B has bk rows. */
+ * B has bk rows. Then, as each row is stored, + bias (n entries, or NULL)
+ * and ReLU when relu. */
 void FN(size_t m, size_t n, size_t bk, const int32_t *ptr, const int32_t *idx, const T *val,
-        const T *b, size_t ldb, T *c, size_t ldc)
+        const T *b, size_t ldb, T *c, size_t ldc, const T *bias, int relu)
 {
     size_t j = 0, nf = n / L * L;
     if (m == 0 || n == 0) return;
     if (bk * SV * L <= (size_t)SMALL_B) {
-        NC_GLUE(FN, _packed)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
+        NC_GLUE(FN, _packed)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, bias, relu);
         return;
     }
     /* the full vectors in strips of NV, then 8, 4, 2, 1 (constant widths) */
     for (; nf - j >= (size_t)NV * L; j += (size_t)NV * L)
-        NC_GLUE(FN, _strip)(NV, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+        NC_GLUE(FN, _strip)(NV, m, ptr, idx, val, b + j, ldb, c + j, ldc,
+                           bias ? bias + j : NULL, relu);
 #if NV > 8
     if (nf - j >= 8 * L) {
-        NC_GLUE(FN, _strip)(8, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+        NC_GLUE(FN, _strip)(8, m, ptr, idx, val, b + j, ldb, c + j, ldc,
+                           bias ? bias + j : NULL, relu);
         j += 8 * L;
     }
 #endif
     if (nf - j >= 4 * L) {
-        NC_GLUE(FN, _strip)(4, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+        NC_GLUE(FN, _strip)(4, m, ptr, idx, val, b + j, ldb, c + j, ldc,
+                           bias ? bias + j : NULL, relu);
         j += 4 * L;
     }
     if (nf - j >= 2 * L) {
-        NC_GLUE(FN, _strip)(2, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+        NC_GLUE(FN, _strip)(2, m, ptr, idx, val, b + j, ldb, c + j, ldc,
+                           bias ? bias + j : NULL, relu);
         j += 2 * L;
     }
     if (nf - j >= L) {
-        NC_GLUE(FN, _strip)(1, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+        NC_GLUE(FN, _strip)(1, m, ptr, idx, val, b + j, ldb, c + j, ldc,
+                           bias ? bias + j : NULL, relu);
         j += L;
     }
-    if (j < n) NC_GLUE(FN, _edge)(n - j, m, ptr, idx, val, b + j, ldb, c + j, ldc);
+    if (j < n)
+        NC_GLUE(FN, _edge)(n - j, m, ptr, idx, val, b + j, ldb, c + j, ldc, bias ? bias + j : NULL,
+                           relu);
 }
 
 #undef SV
@@ -174,6 +204,9 @@ void FN(size_t m, size_t n, size_t bk, const int32_t *ptr, const int32_t *idx, c
 #undef VLOADM
 #undef VSET1
 #undef VFMA
+#undef VADD
+#undef VRELU
+#undef NC_SP_EPI
 #undef VSTORE
 #undef VSTOREM
 #undef MASK

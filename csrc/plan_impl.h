@@ -151,10 +151,9 @@ static nc_status NC_TAG(plan_step)(size_t n_steps, const NC_TAG(nc_plan_step) *s
         const NC_TAG(nc_plan_step) *s = &steps[i];
         nc_act act = i == last && fuse_last ? NC_ACT_IDENTITY : s->act;
         if (i == 0 && sparse) {
-            st = NC_FN(sparse_rows)(m, s->n_out, s->n_in, sx->ptr, sx->idx, sx->val, s->w,
-                                    s->n_out, outputs[0], s->n_out);
-            if (st == NC_OK) st = NC_FN(bias_act)(act, s->param, m, s->n_out, s->b, outputs[0],
-                                                  s->n_out);
+            st = NC_FN(sparse_rows_bias_act)(m, s->n_out, s->n_in, sx->ptr, sx->idx, sx->val,
+                                             s->w, s->n_out, outputs[0], s->n_out, s->b, act,
+                                             s->param);
         } else if (s->op == NC_PLAN_DENSE)
             st = NC_FN(dense_forward)(m, s->n_in, s->n_out, in, s->w, s->b, act, s->param,
                                       outputs[i]);

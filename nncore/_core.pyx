@@ -3086,14 +3086,23 @@ cdef extern from "dense_sparse.h":
                       double *val) nogil
     size_t nc_scount_nonzero(size_t count, const float *x) nogil
     size_t nc_dcount_nonzero(size_t count, const double *x) nogil
+    nc_status nc_ssparse_rows_bias_act(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                                       const int32_t *idx, const float *val, const float *b,
+                                       size_t ldb, float *c, size_t ldc, const float *bias,
+                                       nc_act act, float param) nogil
+    nc_status nc_dsparse_rows_bias_act(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                                       const int32_t *idx, const double *val, const double *b,
+                                       size_t ldb, double *c, size_t ldc, const double *bias,
+                                       nc_act act, double param) nogil
 
 
-def _sparse_rows(ptr, idx, val, b, m, int repeat=1):
+def _sparse_rows(ptr, idx, val, b, m, int repeat=1, bias=None, int act=-1, double param=0):
     """Test hook: the engine's "rows times" at the level in force. Returns C
     (m x n), row i = sum over e = ptr[i] .. ptr[i+1]-1 of val[e] * b[idx[e], :]
     (each element one chain of multiply-adds in entry order from zero).
     repeat > 1 runs the kernel that many times (for benchmarks: the checks
-    here cost more than the kernel)."""
+    here cost more than the kernel). With act (an activation code) C becomes
+    act(C + bias) through nc_?sparse_rows_bias_act (bias: n values or None)."""
     b = np.asarray(b)
     if b.dtype != np.float32 and b.dtype != np.float64:
         raise TypeError(f"b must be float32 or float64, got {b.dtype}")
@@ -3122,6 +3131,36 @@ def _sparse_rows(ptr, idx, val, b, m, int repeat=1):
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     if mm == 0 or n == 0:
+        return c
+    cdef cnp.ndarray bias_a = None
+    cdef const void *bias_p = NULL
+    cdef bint single
+    if act >= 0:
+        _check_act(act, param)
+        if bias is not None:
+            bias_a = np.ascontiguousarray(bias, dtype=ba.dtype)
+            if bias_a.ndim != 1 or bias_a.shape[0] != ba.shape[1]:
+                raise ValueError(f"bias must have n = {ba.shape[1]} values")
+            bias_p = cnp.PyArray_DATA(bias_a)
+        single = ba.dtype == np.float32
+        with nogil:
+            for r in range(repeat):
+                if single:
+                    st = nc_ssparse_rows_bias_act(mm, n, bk, <const int32_t *>cnp.PyArray_DATA(p),
+                                                  <const int32_t *>cnp.PyArray_DATA(ix),
+                                                  <const float *>cnp.PyArray_DATA(v),
+                                                  <const float *>cnp.PyArray_DATA(bb), n,
+                                                  <float *>cnp.PyArray_DATA(cc), n,
+                                                  <const float *>bias_p, <nc_act>act,
+                                                  <float>param)
+                else:
+                    st = nc_dsparse_rows_bias_act(mm, n, bk, <const int32_t *>cnp.PyArray_DATA(p),
+                                                  <const int32_t *>cnp.PyArray_DATA(ix),
+                                                  <const double *>cnp.PyArray_DATA(v),
+                                                  <const double *>cnp.PyArray_DATA(bb), n,
+                                                  <double *>cnp.PyArray_DATA(cc), n,
+                                                  <const double *>bias_p, <nc_act>act, param)
+        _check_status(st)
         return c
     if ba.dtype == np.float32:
         with nogil:

@@ -220,3 +220,27 @@ def test_count_nonzero_any_length(isa, dtype, count):
         x[-1] = np.nan
         x[0] = -0.0
     assert _core._count_nonzero(x.reshape(1, count)) == np.count_nonzero(x)
+
+
+@pytest.mark.parametrize("act_name", ["relu", "identity", "sigmoid"])
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"{m}x{k}x{n}" for m, k, n in SHAPES])
+def test_sparse_rows_with_bias_and_activation_is_the_product_then_bias_act(isa, dtype, shape,
+                                                                          act_name):
+    # ReLU and identity are applied as each row is stored (AVX2, AVX-512),
+    # others in a pass after: either way the bits of bias_act on the product,
+    # NaN, -0.0 and values on both sides of zero included
+    m, bk, n = shape
+    rng = np.random.default_rng(11 + m + bk + n)
+    x = _sparse_x(rng, m, bk, dtype)
+    b = rng.standard_normal((bk, n)).astype(dtype)
+    b[rng.random(b.shape) < 0.02] = np.nan
+    bias = rng.standard_normal(n).astype(dtype)
+    bias[::5] = -0.0
+    ptr, idx, val = _csr(x)
+    act = _core.ACTIVATIONS[act_name]
+    plain = _core._sparse_rows(ptr, idx, val, b, m)
+    want = _core.act_forward(act, 0.0, plain + bias)  # bias_act: c + b, then f
+    for given_bias in (bias, None):
+        got = _core._sparse_rows(ptr, idx, val, b, m, bias=given_bias, act=act)
+        ref = want if given_bias is not None else _core.act_forward(act, 0.0, plain)
+        np.testing.assert_array_equal(_bits(got), _bits(ref))
