@@ -26,6 +26,10 @@
     void nc_dsparse_rows_##isa(size_t m, size_t n, size_t bk, const int32_t *ptr,              \
                                const int32_t *idx, const double *val, const double *b,           \
                                size_t ldb, double *c, size_t ldc, const double *bias, int relu); \
+    void nc_ssparse_rows_##isa##_relu_db(size_t m, size_t n, const float *y, float *dz,         \
+                                         float *db);                                            \
+    void nc_dsparse_rows_##isa##_relu_db(size_t m, size_t n, const double *y, double *dz,      \
+                                         double *db);                                           \
     size_t nc_sto_csr_##isa(size_t m, size_t k, const float *x, int32_t *ptr, int32_t *idx,    \
                             float *val);                                                       \
     size_t nc_dto_csr_##isa(size_t m, size_t k, const double *x, int32_t *ptr, int32_t *idx,   \
@@ -60,6 +64,11 @@ nc_status nc_dsparse_rows_bias_act(size_t m, size_t n, size_t bk, const int32_t 
                                    const int32_t *idx, const double *val, const double *b,
                                    size_t ldb, double *c, size_t ldc, const double *bias,
                                    nc_act act, double param);
+/* A ReLU layer's backward and bias gradient in one pass: dz = y > 0 ? dz : 0
+ * in place (nc_?act_backward's ReLU), db = dz's column sums (nc_?dense_backward's
+ * bits). */
+void nc_srelu_backward_db(size_t m, size_t n, const float *y, float *dz, float *db);
+void nc_drelu_backward_db(size_t m, size_t n, const double *y, double *dz, double *db);
 
 /* x (m x k) to its nonzeros by rows: ptr (m + 1), idx and val (nnz each, at
  * most m * k); NaN counts as nonzero, -0.0 does not. Returns nnz. idx and

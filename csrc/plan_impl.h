@@ -174,12 +174,16 @@ static nc_status NC_TAG(plan_step)(size_t n_steps, const NC_TAG(nc_plan_step) *s
     for (i = n_steps; i-- > 0 && st == NC_OK;) {
         const NC_TAG(nc_plan_step) *s = &steps[i];
         nc_act act = i == last && fuse_last ? NC_ACT_IDENTITY : s->act;
-        if (act != NC_ACT_IDENTITY)
+        /* a sparse first layer's ReLU: its backward and db in one pass */
+        const int relu_db = i == 0 && sparse && act == NC_ACT_RELU && grad_b[0] != NULL;
+        if (relu_db)
+            NC_FN(relu_backward_db)(m, s->n_out, outputs[0], dy, grad_b[0]);
+        else if (act != NC_ACT_IDENTITY)
             st = NC_FN(act_backward)(act, s->param, m, s->n_out, outputs[i], dy, dy);
         if (st == NC_OK && i == 0 && sparse) { /* dW = X^T dZ over X's columns; db as dense */
             st = NC_FN(sparse_rows)(s->n_in, s->n_out, m, sx->cptr, sx->row, sx->cval, dy,
                                     s->n_out, grad_w[0], s->n_out);
-            if (st == NC_OK)
+            if (st == NC_OK && !relu_db)
                 st = NC_FN(dense_backward)(m, s->n_in, s->n_out, x, s->w, dy, NULL, NULL,
                                            grad_b[0], R_C(0));
         } else if (st == NC_OK && s->op == NC_PLAN_DENSE) {
