@@ -11,6 +11,10 @@ nc_status NC_FN(dense_forward)(size_t m, size_t k, size_t n,
     return NC_FN(gemm_bias_act)(0, 0, m, n, k, R_C(1), x, k, w, n, R_C(0), y, n, b, act, param);
 }
 
+#ifndef NC_DW_T_MAX
+#define NC_DW_T_MAX 4096 /* elements of a narrow dW computed transposed on the stack */
+#endif
+
 nc_status NC_FN(dense_backward)(size_t m, size_t k, size_t n,
                                 const real *x, const real *w, const real *dz,
                                 real *dx, real *dw, real *db, real beta)
@@ -21,7 +25,17 @@ nc_status NC_FN(dense_backward)(size_t m, size_t k, size_t n,
         st = NC_FN(gemm)(0, 1, m, k, n, R_C(1), dz, n, w, n, R_C(0), dx, k);
         if (st != NC_OK) return st;
     }
-    if (dw) { /* dW (k x n) = X^T (k x m) dZ (m x n) + beta dW */
+    if (dw && beta == 0 && n < 16 && k >= 64 && n * k <= NC_DW_T_MAX) {
+        /* a narrow layer (a classifier's head): dW^T = dZ^T X is n rows of
+         * k, whole vectors across, where dW's rows would fill n of a vector's
+         * lanes; then transposed. Each element is the same chain over the m
+         * samples in order (a b = b a), so the same bits. */
+        real t[NC_DW_T_MAX];
+        st = NC_FN(gemm)(1, 0, n, k, m, R_C(1), dz, n, x, k, R_C(0), t, k);
+        if (st != NC_OK) return st;
+        for (i = 0; i < k; i++)
+            for (j = 0; j < n; j++) dw[i * n + j] = t[j * k + i];
+    } else if (dw) { /* dW (k x n) = X^T (k x m) dZ (m x n) + beta dW */
         st = NC_FN(gemm)(1, 0, k, n, m, R_C(1), x, k, dz, n, beta, dw, n);
         if (st != NC_OK) return st;
     }

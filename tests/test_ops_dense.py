@@ -398,3 +398,22 @@ def test_results_identical_at_any_thread_count(isa, dtype):
     for other in results[1:]:
         for r0, r1 in zip(results[0], other):
             np.testing.assert_array_equal(r0, r1)
+
+
+@pytest.mark.parametrize("m, k, n", [(64, 256, 10), (37, 300, 1), (5, 64, 15), (64, 256, 16),
+                                     (64, 63, 10)])
+def test_narrow_weight_gradient_is_the_product_bit_for_bit(isa, dtype, m, k, n):
+    # a narrow dW (n < 16: a classifier's head) is computed as dZ^T X and
+    # transposed: each element the same chain over the samples as X^T dZ
+    rng = np.random.default_rng(m + k + n)
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((k, n)).astype(dtype)
+    dz = rng.standard_normal((m, n)).astype(dtype)
+    dz[rng.random(dz.shape) < 0.05] = np.nan
+    _, dw, _ = _core.dense_backward(x, w, dz, want_dx=False, want_db=False)
+    want = ops.matmul(np.ascontiguousarray(x.T), dz)
+    assert dw.tobytes() == want.tobytes()
+    # beta != 0 (accumulation) keeps the direct product
+    acc = np.ones((k, n), dtype)
+    _core.dense_backward(x, w, dz, want_dx=False, want_db=False, dw=acc, beta=0.5)
+    np.testing.assert_allclose(acc, want + 0.5, rtol=1e-4, atol=1e-4)
