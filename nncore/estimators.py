@@ -494,6 +494,9 @@ class _BaseMLP(BaseEstimator):
     # -- the loop -------------------------------------------------------------
     def _fit(self, X, y, incremental=False, classes=None):
         hidden = self._validate_params()
+        if incremental and self.early_stopping:
+            # as scikit-learn: one epoch at a time has no held-out score to stop on
+            raise ValueError("partial_fit does not support early_stopping=True")
         first = not (incremental or self.warm_start) or not hasattr(self, "_model")
         dtype = np.dtype(self.dtype)
         X = _check_X(self, X, reset=first, dtype=dtype, keep_u8=True)

@@ -210,3 +210,22 @@ def test_finite_check_on_x_sees_nan_and_inf_but_not_an_overflowing_sum():
     x[0, 0], x[1, 0] = np.inf, -np.inf  # inf - inf: a NaN sum, still caught
     with pytest.raises(ValueError, match="NaN or infinity"):
         clf.fit(x, y)
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_partial_fit_with_early_stopping_is_refused_as_scikit_learn_refuses_it(cls):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    est = cls(hidden_layer_sizes=(4,), max_iter=3, early_stopping=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(x, y)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
+        if cls is MLPClassifier:
+            est.partial_fit(x, y, classes=[0, 1])
+        else:
+            est.partial_fit(x, y)
+    fresh = cls(hidden_layer_sizes=(4,), early_stopping=True)
+    with pytest.raises(ValueError, match="early_stopping"):
+        fresh.partial_fit(x, y, classes=[0, 1]) if cls is MLPClassifier else fresh.partial_fit(x, y)
