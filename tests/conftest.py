@@ -204,3 +204,24 @@ def gemm_bound(a_abs_b_abs: np.ndarray, k: int, dtype) -> np.ndarray:
     |fl(a.b) - a.b| <= k u |a|.|b|, with a factor 2 of slack (and inputs
     rounded to dtype already counted by computing the reference from them)."""
     return 2 * max(k, 1) * eps(dtype) * a_abs_b_abs + np.finfo(dtype).tiny
+
+
+# ---- training cases shared by the engine-epoch tests ----
+
+# each loss with its output activation and metrics, over 3 classes
+LOSS_CASES = {
+    "sparse-cce": ("softmax", "sparse_categorical_crossentropy", ["accuracy"]),
+    "onehot-cce": ("softmax", "categorical_crossentropy", ["accuracy"]),
+    "sigmoid-bce": ("sigmoid", "binary_crossentropy", ["accuracy"]),
+    "mse": (None, "mse", []),
+}
+
+
+def loss_targets(case: str, labels, dtype):
+    """The targets LOSS_CASES[case]'s loss takes for labels in 0..2."""
+    loss = LOSS_CASES[case][1]
+    if loss == "sparse_categorical_crossentropy":
+        return labels
+    if loss == "categorical_crossentropy":
+        return np.eye(3, dtype=dtype)[labels]
+    return (labels == 1).astype(dtype)[:, None]

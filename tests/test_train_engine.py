@@ -10,6 +10,7 @@ import pytest
 import nncore
 from nncore import _core, callbacks
 from nncore.layers import Activation, Dense
+from conftest import LOSS_CASES as CASES, loss_targets as _targets
 
 
 class _BatchHook(callbacks.Callback):
@@ -33,14 +34,6 @@ def _data(n, n_in, sparse_x, seed=0):
     return x, labels
 
 
-CASES = {
-    "sparse-cce": ("softmax", "sparse_categorical_crossentropy", ["accuracy"]),
-    "onehot-cce": ("softmax", "categorical_crossentropy", ["accuracy"]),
-    "sigmoid-bce": ("sigmoid", "binary_crossentropy", ["accuracy"]),
-    "mse": (None, "mse", []),
-}
-
-
 def _model(case, n_in, dtype, reg, seed=3):
     out_act, loss, metrics = CASES[case]
     n_out = 1 if loss in ("binary_crossentropy", "mse") else 3
@@ -54,15 +47,6 @@ def _model(case, n_in, dtype, reg, seed=3):
     lr = nncore.optimizers.ExponentialDecay(0.01, 5, 0.9) if reg else 0.005
     model.compile(optimizer=nncore.optimizers.Adam(lr), loss=loss, metrics=metrics)
     return model
-
-
-def _targets(case, labels, dtype):
-    loss = CASES[case][1]
-    if loss == "sparse_categorical_crossentropy":
-        return labels
-    if loss == "categorical_crossentropy":
-        return np.eye(3, dtype=dtype)[labels]
-    return (labels == 1).astype(dtype)[:, None]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

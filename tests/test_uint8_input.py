@@ -16,6 +16,7 @@ import pytest
 import nncore
 from nncore import _core, callbacks
 from nncore.layers import Activation, Dense, Dropout, Flatten
+from conftest import LOSS_CASES as CASES, loss_targets as _targets
 
 
 # --------------------------------------------------------------------------
@@ -99,23 +100,6 @@ def _bytes(n, n_in, kind, seed=0):
     x = x.astype(np.uint8)
     labels = (x[:, :5].astype(np.int64).sum(1) + x[:, -3:].astype(np.int64).sum(1)) % 3
     return x, labels
-
-
-CASES = {
-    "sparse-cce": ("softmax", "sparse_categorical_crossentropy", ["accuracy"]),
-    "onehot-cce": ("softmax", "categorical_crossentropy", ["accuracy"]),
-    "sigmoid-bce": ("sigmoid", "binary_crossentropy", ["accuracy"]),
-    "mse": (None, "mse", []),
-}
-
-
-def _targets(case, labels, dtype):
-    loss = CASES[case][1]
-    if loss == "sparse_categorical_crossentropy":
-        return labels
-    if loss == "categorical_crossentropy":
-        return np.eye(3, dtype=dtype)[labels]
-    return (labels == 1).astype(dtype)[:, None]
 
 
 def _model(case, input_shape, dtype, seed=3, dropout=False):
