@@ -497,16 +497,11 @@ PENALTY_RUNS = [  # (offset, count, l1, l2) over 140,000 parameters: gaps, a run
 ]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("cls_name, kwargs", [c for c in CASES if "clipnorm" not in c[1]],
-                         ids=[i for c, i in zip(CASES, IDS) if "clipnorm" not in c[1]])
-def test_penalized_step_is_penalty_then_step_bit_for_bit(cls_name, kwargs, dtype):
-    opt = getattr(optimizers, cls_name)(**kwargs)
-    kind, hp = opt._kind, opt._hyper(opt.learning_rate)
-    rng = np.random.default_rng(3)
-    n = 140000
-    w0 = rng.normal(scale=0.5, size=n).astype(dtype)
-    w0[::97] = 0.0  # sign(0) = 0
+def _check_penalized_step_is_penalty_then_step(kind, hp, w0, runs, grads, rng):
+    """At every level, steps from w0 with each gradient of grads(rng) in turn:
+    the penalized step leaves its gradient unread and gives the bits of
+    penalty() over the runs then optim_step(), NaN included."""
+    n, dtype = w0.size, w0.dtype
     levels = _core.isa_available()
     before = _core.get_isa()
     try:
@@ -515,21 +510,33 @@ def test_penalized_step_is_penalty_then_step_bit_for_bit(cls_name, kwargs, dtype
             w_sep, w_fused = w0.copy(), w0.copy()
             s_sep = _core.optim_state_init(kind, hp, n, dtype)
             s_fused = s_sep.copy()
-            for step in range(1, 4):
-                g = rng.normal(size=n).astype(dtype)
+            for step, g in enumerate(grads(rng), start=1):
                 g_sep = g.copy()
                 want = [_core.penalty(w_sep[o:o + c], g_sep[o:o + c], l1, l2)
-                        for o, c, l1, l2 in PENALTY_RUNS]
+                        for o, c, l1, l2 in runs]
                 _core.optim_step(kind, hp, w_sep, g_sep, s_sep, step)
                 g_seen = g.copy()
-                got = _core.optim_step(kind, hp, w_fused, g, s_fused, step, PENALTY_RUNS)
-                np.testing.assert_array_equal(g, g_seen)  # grads only read
-                assert got == want, level  # the same bits
-                np.testing.assert_array_equal(w_fused, w_sep, err_msg=level)
-                np.testing.assert_array_equal(s_fused, s_sep, err_msg=level)
+                got = _core.optim_step(kind, hp, w_fused, g, s_fused, step, runs)
+                assert g.tobytes() == g_seen.tobytes()  # grads only read
+                np.testing.assert_equal(got, want, err_msg=level)  # the same bits
+                assert w_fused.tobytes() == w_sep.tobytes(), level
+                assert s_fused.tobytes() == s_sep.tobytes(), level
     finally:
         _core.set_isa(before)
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls_name, kwargs", [c for c in CASES if "clipnorm" not in c[1]],
+                         ids=[i for c, i in zip(CASES, IDS) if "clipnorm" not in c[1]])
+def test_penalized_step_is_penalty_then_step_bit_for_bit(cls_name, kwargs, dtype):
+    opt = getattr(optimizers, cls_name)(**kwargs)
+    rng = np.random.default_rng(3)
+    n = 140000
+    w0 = rng.normal(scale=0.5, size=n).astype(dtype)
+    w0[::97] = 0.0  # sign(0) = 0
+    _check_penalized_step_is_penalty_then_step(
+        opt._kind, opt._hyper(opt.learning_rate), w0, PENALTY_RUNS,
+        lambda rng: (rng.normal(size=n).astype(dtype) for _ in range(3)), rng)
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -542,34 +549,20 @@ def test_penalized_adam_keeps_special_values_as_the_separate_passes(kwargs):
     # NaN, inf and signed zeros in weights and gradients, through the clip,
     # the sign and the sums, must come out as penalty-then-step's at each level
     opt = optimizers.Adam(**kwargs)
-    kind, hp = opt._kind, opt._hyper(opt.learning_rate)
     rng = np.random.default_rng(8)
     n = 1000
     special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -3.0], np.float32)
-    w0 = rng.normal(size=n).astype(np.float32)
-    w0[rng.integers(0, n, 40)] = rng.choice(special, 40)
-    runs = [(0, 700, 0.0, 1e-2), (700, 290, 3e-3, 1e-3)]
-    levels = _core.isa_available()
-    before = _core.get_isa()
-    try:
-        for level in levels:
-            _core.set_isa(level)
-            w_sep, w_fused = w0.copy(), w0.copy()
-            s_sep = _core.optim_state_init(kind, hp, n, np.float32)
-            s_fused = s_sep.copy()
-            for step in range(1, 3):
-                g = rng.normal(size=n).astype(np.float32)
-                g[rng.integers(0, n, 40)] = rng.choice(special, 40)
-                g_sep = g.copy()
-                want = [_core.penalty(w_sep[o:o + c], g_sep[o:o + c], l1, l2)
-                        for o, c, l1, l2 in runs]
-                _core.optim_step(kind, hp, w_sep, g_sep, s_sep, step)
-                got = _core.optim_step(kind, hp, w_fused, g, s_fused, step, runs)
-                np.testing.assert_equal(got, want)  # NaN equal to NaN
-                assert w_fused.tobytes() == w_sep.tobytes(), level
-                assert s_fused.tobytes() == s_sep.tobytes(), level
-    finally:
-        _core.set_isa(before)
+
+    def with_specials(rng, a):
+        a[rng.integers(0, n, 40)] = rng.choice(special, 40)
+        return a
+
+    w0 = with_specials(rng, rng.normal(size=n).astype(np.float32))
+    _check_penalized_step_is_penalty_then_step(
+        opt._kind, opt._hyper(opt.learning_rate), w0, [(0, 700, 0.0, 1e-2), (700, 290, 3e-3, 1e-3)],
+        lambda rng: (with_specials(rng, rng.normal(size=n).astype(np.float32)) for _ in range(2)),
+        rng)
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_penalty_value_is_the_same_at_every_level_and_near_the_exact_sum(dtype):
