@@ -16,9 +16,59 @@
  * the levels to it.
  */
 #include <immintrin.h>
+#include "gemm/kernels.h" /* NC_AINLINE */
+
+/* The step's coefficients, broadcast once. */
+typedef struct nc_adam_vec_k {
+    __m512 gs, cv, ncv, wd, dec, b1w, b2, b2w, bc2s, eps, nstep, pl1, pl2;
+    int hat, pen;
+} nc_adam_vec_k;
+
+/* adam_range's update of the 16 weights at p (m, v) with raw gradient
+ * graw, their |w| and w^2 added into two lanes of 8 each (lo, hi halves). */
+NC_AINLINE void nc_adam_vec(const nc_adam_vec_k *K, float *p, float *m, float *v, __m512 graw,
+                            __m512d *a_lo, __m512d *a_hi, __m512d *s_lo, __m512d *s_hi)
+{
+    const __m512 w = _mm512_loadu_ps(p), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    const __m512d wlo = _mm512_cvtps_pd(_mm512_castps512_ps256(w));
+    const __m512d whi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(w, 1));
+    __m512 gi = graw, mo, vo, mi, vi, den;
+    if (K->pen == 2) {
+        const __m512d absmask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
+        *a_lo = _mm512_add_pd(*a_lo, _mm512_and_pd(wlo, absmask));
+        *a_hi = _mm512_add_pd(*a_hi, _mm512_and_pd(whi, absmask));
+    }
+    *s_lo = _mm512_fmadd_pd(wlo, wlo, *s_lo);
+    *s_hi = _mm512_fmadd_pd(whi, whi, *s_hi);
+    if (K->pen == 1) {
+        gi = _mm512_add_ps(gi, _mm512_mul_ps(K->pl2, w));
+    } else {
+        /* (w > 0) - (w < 0): NaN gives 0 */
+        const __m512 pos = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, zero, _CMP_GT_OQ), one);
+        const __m512 neg = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, zero, _CMP_LT_OQ), one);
+        const __m512 sign = _mm512_sub_ps(pos, neg);
+        gi = _mm512_add_ps(gi, _mm512_add_ps(_mm512_mul_ps(K->pl1, sign),
+                                             _mm512_mul_ps(K->pl2, w)));
+    }
+    gi = _mm512_mul_ps(gi, K->gs);
+    gi = _mm512_min_ps(K->cv, gi);  /* gi > cv ? cv : gi (NaN gi kept) */
+    gi = _mm512_max_ps(K->ncv, gi); /* gi < -cv ? -cv : gi */
+    gi = _mm512_add_ps(gi, _mm512_mul_ps(K->wd, w));
+    mo = _mm512_loadu_ps(m);
+    vo = _mm512_loadu_ps(v);
+    mi = _mm512_add_ps(mo, _mm512_mul_ps(K->b1w, _mm512_sub_ps(gi, mo)));
+    vi = _mm512_add_ps(_mm512_mul_ps(vo, K->b2), _mm512_mul_ps(_mm512_mul_ps(K->b2w, gi), gi));
+    _mm512_storeu_ps(m, mi);
+    _mm512_storeu_ps(v, vi);
+    den = K->hat ? _mm512_add_ps(_mm512_sqrt_ps(vi), K->eps)
+                 : _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), K->bc2s), K->eps);
+    _mm512_storeu_ps(p, _mm512_add_ps(_mm512_mul_ps(w, K->dec),
+                                      _mm512_mul_ps(K->nstep, _mm512_div_ps(mi, den))));
+}
 
 /* Elements [0, n - n % 32) of the range (the caller runs the rest through
- * adam_range); returns how many. la, ls: the lanes, from the range's start. */
+ * adam_range); returns how many. la, ls: the lanes, from the range's start:
+ * 32 elements at a time, lanes 0-15 then 16-31. */
 static size_t nc_adam_pen_f32_avx512(size_t n, float *restrict p, const float *restrict g,
                                      float *restrict m, float *restrict v, float gs, float cv,
                                      float wd, float dec, float b1w, float b2, float b2w,
@@ -26,62 +76,33 @@ static size_t nc_adam_pen_f32_avx512(size_t n, float *restrict p, const float *r
                                      float pl2, double *la, double *ls, int pen)
 {
     const size_t nl = n - n % 32;
-    const __m512 vgs = _mm512_set1_ps(gs), vcv = _mm512_set1_ps(cv),
-                 vncv = _mm512_set1_ps(-cv), vwd = _mm512_set1_ps(wd),
-                 vdec = _mm512_set1_ps(dec), vb1w = _mm512_set1_ps(b1w),
-                 vb2 = _mm512_set1_ps(b2), vb2w = _mm512_set1_ps(b2w),
-                 vbc2s = _mm512_set1_ps(bc2s), veps = _mm512_set1_ps(eps),
-                 vnstep = _mm512_set1_ps(nstep), vpl1 = _mm512_set1_ps(pl1),
-                 vpl2 = _mm512_set1_ps(pl2), one = _mm512_set1_ps(1.0f),
-                 zero = _mm512_setzero_ps();
-    const __m512d absmask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
+    nc_adam_vec_k K;
     __m512d a[4], s[4];
     size_t i;
     int q;
+    K.gs = _mm512_set1_ps(gs);
+    K.cv = _mm512_set1_ps(cv);
+    K.ncv = _mm512_set1_ps(-cv);
+    K.wd = _mm512_set1_ps(wd);
+    K.dec = _mm512_set1_ps(dec);
+    K.b1w = _mm512_set1_ps(b1w);
+    K.b2 = _mm512_set1_ps(b2);
+    K.b2w = _mm512_set1_ps(b2w);
+    K.bc2s = _mm512_set1_ps(bc2s);
+    K.eps = _mm512_set1_ps(eps);
+    K.nstep = _mm512_set1_ps(nstep);
+    K.pl1 = _mm512_set1_ps(pl1);
+    K.pl2 = _mm512_set1_ps(pl2);
+    K.hat = hat;
+    K.pen = pen;
     for (q = 0; q < 4; q++) {
         a[q] = _mm512_loadu_pd(la + 8 * q);
         s[q] = _mm512_loadu_pd(ls + 8 * q);
     }
     for (i = 0; i < nl; i += 32) {
-#define NC_ADAM_HALF(h)                                                                        \
-        do {                                                                                   \
-            const size_t k = i + 16 * (h);                                                     \
-            __m512 w = _mm512_loadu_ps(p + k), gi = _mm512_loadu_ps(g + k), mo, vo, mi, vi, den; \
-            __m512d wlo = _mm512_cvtps_pd(_mm512_castps512_ps256(w));                          \
-            __m512d whi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(w, 1));                       \
-            if (pen == 2) {                                                                    \
-                a[2 * (h)] = _mm512_add_pd(a[2 * (h)], _mm512_and_pd(wlo, absmask));           \
-                a[2 * (h) + 1] = _mm512_add_pd(a[2 * (h) + 1], _mm512_and_pd(whi, absmask));   \
-            }                                                                                  \
-            s[2 * (h)] = _mm512_fmadd_pd(wlo, wlo, s[2 * (h)]);                               \
-            s[2 * (h) + 1] = _mm512_fmadd_pd(whi, whi, s[2 * (h) + 1]);                       \
-            if (pen == 1) {                                                                    \
-                gi = _mm512_add_ps(gi, _mm512_mul_ps(vpl2, w));                                \
-            } else {                                                                           \
-                __m512 sign = _mm512_sub_ps(                                                   \
-                    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, zero, _CMP_GT_OQ), one),         \
-                    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, zero, _CMP_LT_OQ), one));        \
-                gi = _mm512_add_ps(gi, _mm512_add_ps(_mm512_mul_ps(vpl1, sign),                \
-                                                     _mm512_mul_ps(vpl2, w)));                 \
-            }                                                                                  \
-            gi = _mm512_mul_ps(gi, vgs);                                                       \
-            gi = _mm512_min_ps(vcv, gi);  /* gi > cv ? cv : gi (NaN gi kept) */               \
-            gi = _mm512_max_ps(vncv, gi); /* gi < -cv ? -cv : gi */                           \
-            gi = _mm512_add_ps(gi, _mm512_mul_ps(vwd, w));                                     \
-            mo = _mm512_loadu_ps(m + k);                                                       \
-            vo = _mm512_loadu_ps(v + k);                                                       \
-            mi = _mm512_add_ps(mo, _mm512_mul_ps(vb1w, _mm512_sub_ps(gi, mo)));                \
-            vi = _mm512_add_ps(_mm512_mul_ps(vo, vb2), _mm512_mul_ps(_mm512_mul_ps(vb2w, gi), gi)); \
-            _mm512_storeu_ps(m + k, mi);                                                       \
-            _mm512_storeu_ps(v + k, vi);                                                       \
-            den = hat ? _mm512_add_ps(_mm512_sqrt_ps(vi), veps)                                \
-                      : _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vbc2s), veps);        \
-            _mm512_storeu_ps(p + k, _mm512_add_ps(_mm512_mul_ps(w, vdec),                      \
-                                                  _mm512_mul_ps(vnstep, _mm512_div_ps(mi, den)))); \
-        } while (0)
-        NC_ADAM_HALF(0);
-        NC_ADAM_HALF(1);
-#undef NC_ADAM_HALF
+        nc_adam_vec(&K, p + i, m + i, v + i, _mm512_loadu_ps(g + i), &a[0], &a[1], &s[0], &s[1]);
+        nc_adam_vec(&K, p + i + 16, m + i + 16, v + i + 16, _mm512_loadu_ps(g + i + 16), &a[2],
+                    &a[3], &s[2], &s[3]);
     }
     for (q = 0; q < 4; q++) {
         _mm512_storeu_pd(la + 8 * q, a[q]);
