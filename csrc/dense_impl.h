@@ -94,7 +94,6 @@ nc_status NC_FN(sparse_rows)(size_t m, size_t n, size_t bk, const int32_t *ptr,
 
 void NC_FN(relu_backward_db)(size_t m, size_t n, const real *y, real *dz, real *db)
 {
-    size_t i, j;
 #ifdef NC_SPARSE_X86
     if (nc_active_isa_ == NC_ISA_AVX512) {
         NC_FN(sparse_rows_avx512_relu_db)(m, n, y, dz, db);
@@ -105,17 +104,7 @@ void NC_FN(relu_backward_db)(size_t m, size_t n, const real *y, real *dz, real *
         return;
     }
 #endif
-    /* the same loop as dense_sparse_x86.h's, at the portable width */
-    for (j = 0; j < n; j++) db[j] = 0;
-    for (i = 0; i < m; i++) {
-        const real *yi = y + i * n;
-        real *di = dz + i * n;
-        for (j = 0; j < n; j++) {
-            real d = yi[j] > 0 ? di[j] : R_C(0);
-            di[j] = d;
-            db[j] += d;
-        }
-    }
+    NC_RELU_DB_LOOP(real, m, n, y, dz, db);
 }
 
 nc_status NC_FN(sparse_rows_bias_act)(size_t m, size_t n, size_t bk, const int32_t *ptr,

@@ -69,6 +69,22 @@ nc_status nc_dsparse_rows_bias_act(size_t m, size_t n, size_t bk, const int32_t 
  * bits). */
 void nc_srelu_backward_db(size_t m, size_t n, const float *y, float *dz, float *db);
 void nc_drelu_backward_db(size_t m, size_t n, const double *y, double *dz, double *db);
+/* Its loop, written once for element type T: plain C that each level's file
+ * compiles at its own width (the same bits at every width). */
+#define NC_RELU_DB_LOOP(T, m, n, y, dz, db)                                   \
+    do {                                                                      \
+        size_t i_, j_;                                                        \
+        for (j_ = 0; j_ < (n); j_++) (db)[j_] = 0;                            \
+        for (i_ = 0; i_ < (m); i_++) {                                        \
+            const T *yi_ = (y) + i_ * (n);                                    \
+            T *di_ = (dz) + i_ * (n);                                         \
+            for (j_ = 0; j_ < (n); j_++) {                                    \
+                T d_ = yi_[j_] > 0 ? di_[j_] : (T)0;                          \
+                di_[j_] = d_;                                                 \
+                (db)[j_] += d_;                                               \
+            }                                                                 \
+        }                                                                     \
+    } while (0)
 
 /* x (m x k) to its nonzeros by rows: ptr (m + 1), idx and val (nnz each, at
  * most m * k); NaN counts as nonzero, -0.0 does not. Returns nnz. idx and

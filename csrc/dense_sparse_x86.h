@@ -191,24 +191,11 @@ void FN(size_t m, size_t n, size_t bk, const int32_t *ptr, const int32_t *idx, c
                            relu);
 }
 
-/* A ReLU layer's backward and its bias gradient in one pass: dz = y > 0 ?
- * dz : 0 in place (act_backward's ReLU), db = the column sums of dz from
- * zero in row order (dense_backward's). Plain C: the compiler vectorises it
- * at this file's width; every width gives the same bits. */
+/* nc_?relu_backward_db at this file's width. */
 void NC_GLUE(FN, _relu_db)(size_t m, size_t n, const T *restrict y, T *restrict dz,
                            T *restrict db)
 {
-    size_t i, j;
-    for (j = 0; j < n; j++) db[j] = 0;
-    for (i = 0; i < m; i++) {
-        const T *yi = y + i * n;
-        T *di = dz + i * n;
-        for (j = 0; j < n; j++) {
-            T d = yi[j] > 0 ? di[j] : (T)0;
-            di[j] = d;
-            db[j] += d;
-        }
-    }
+    NC_RELU_DB_LOOP(T, m, n, y, dz, db);
 }
 
 #undef SV
