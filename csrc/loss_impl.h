@@ -113,8 +113,12 @@ static inline real NC_TAG(row_max)(size_t k, const real *z)
 {
     real m = z[0];
     size_t j;
-    for (j = 1; j < k; j++)
-        if (z[j] > m || z[j] != z[j]) m = z[j];
+    /* as "if (z[j] > m || z[j] != z[j]) m = z[j]", without the branch,
+     * which random logits mispredict (it had been most of a 10-class loss) */
+    for (j = 1; j < k; j++) {
+        const real zj = z[j], larger = zj > m ? zj : m;
+        m = zj != zj ? zj : larger;
+    }
     return m;
 }
 
@@ -166,6 +170,63 @@ static double NC_TAG(row_cce_logits)(size_t k, const real *t, int64_t label,
     return s;
 }
 
+/*
+ * row_cce_logits over rows first .. first + n - 1 of a batch, several rows
+ * per exponential call when a row is short (a 10-class output: the calls,
+ * not the arithmetic, had been the cost). Each row's max, e^(z - m), sum,
+ * log and gradient are row_cce_logits' own operations in its order, so the
+ * bits are the same. Adds each row's loss to *sum (and per_sample).
+ */
+static void NC_TAG(rows_cce_logits)(size_t n, size_t k, const real *t, const int64_t *labels,
+                                    const real *z, real *g, real gscale, real *per_sample,
+                                    double *sum)
+{
+    real e[NC_VCHUNK], m[NC_VCHUNK / 2];
+    const size_t group = k <= NC_VCHUNK / 2 ? NC_VCHUNK / k : 1;
+    size_t i0, i, j;
+    for (i0 = 0; i0 < n; i0 += group) {
+        const size_t rows = NC_MIN(group, n - i0);
+        if (group == 1) { /* a long row: in blocks, on its own */
+            double li = NC_TAG(row_cce_logits)(k, t ? t + i0 * k : NULL, t ? 0 : labels[i0],
+                                               z + i0 * k, g ? g + i0 * k : NULL, gscale);
+            if (per_sample) per_sample[i0] = (real)li;
+            *sum += li;
+            continue;
+        }
+        /* every input of the group is read here, before any of g (maybe z or t) is written */
+        for (i = 0; i < rows; i++) {
+            const real *zi = z + (i0 + i) * k;
+            m[i] = NC_TAG(row_max)(k, zi);
+            for (j = 0; j < k; j++) e[i * k + j] = zi[j] - m[i];
+        }
+        R_VEXP(rows * k, e, e);
+        for (i = 0; i < rows; i++) {
+            const size_t r = i0 + i;
+            const real *zi = z + r * k, *ti = t ? t + r * k : NULL, *ei = e + i * k;
+            double sum_e = 0, log_s, s = 0, tsum = 0, li;
+            for (j = 0; j < k; j++) sum_e += ei[j];
+            log_s = log(sum_e);
+            if (ti) {
+                for (j = 0; j < k; j++) {
+                    s += (double)ti[j] * (((double)m[i] - (double)zi[j]) + log_s);
+                    tsum += ti[j];
+                }
+            } else {
+                s = ((double)m[i] - (double)zi[labels[r]]) + log_s;
+                tsum = 1;
+            }
+            li = s;
+            if (g) {
+                real *gi = g + r * k, scale = (real)(tsum / sum_e) * gscale;
+                for (j = 0; j < k; j++) gi[j] = ei[j] * scale - (ti ? ti[j] : R_C(0)) * gscale;
+                if (!ti) gi[labels[r]] -= gscale;
+            }
+            if (per_sample) per_sample[r] = (real)li;
+            *sum += li;
+        }
+    }
+}
+
 nc_status NC_FN(loss)(nc_loss loss, nc_reduction reduction, size_t n, size_t k,
                       const real *t, const real *p,
                       double *total, real *per_sample, real *grad)
@@ -176,7 +237,9 @@ nc_status NC_FN(loss)(nc_loss loss, nc_reduction reduction, size_t n, size_t k,
     if ((unsigned)loss >= NC_LOSS_COUNT_ || (unsigned)reduction > NC_REDUCE_NONE)
         return NC_ERR_ARG;
     if (k == 0 && n > 0) return NC_ERR_ARG;
-    for (i = 0; i < n; i++) {
+    if (loss == NC_LOSS_CCE_LOGITS)
+        NC_TAG(rows_cce_logits)(n, k, t, NULL, p, grad, gscale, per_sample, &sum);
+    for (i = 0; i < n && loss != NC_LOSS_CCE_LOGITS; i++) {
         const real *ti = t + i * k, *pi = p + i * k;
         real *gi = grad ? grad + i * k : NULL;
         double li = 0;
@@ -186,7 +249,6 @@ nc_status NC_FN(loss)(nc_loss loss, nc_reduction reduction, size_t n, size_t k,
         case NC_LOSS_BCE: li = NC_TAG(row_bce)(k, ti, pi, gi, gscale); break;
         case NC_LOSS_BCE_LOGITS: li = NC_TAG(row_bce_logits)(k, ti, pi, gi, gscale); break;
         case NC_LOSS_CCE: li = NC_TAG(row_cce)(k, ti, pi, gi, gscale); break;
-        case NC_LOSS_CCE_LOGITS: li = NC_TAG(row_cce_logits)(k, ti, 0, pi, gi, gscale); break;
         default: break;
         }
         if (per_sample) per_sample[i] = (real)li;
@@ -206,20 +268,18 @@ nc_status NC_FN(loss_sparse)(nc_loss loss, nc_reduction reduction, size_t n, siz
     if ((loss != NC_LOSS_CCE && loss != NC_LOSS_CCE_LOGITS) || (unsigned)reduction > NC_REDUCE_NONE)
         return NC_ERR_ARG;
     if (k == 0 && n > 0) return NC_ERR_ARG;
-    for (i = 0; i < n; i++) {
+    if (loss == NC_LOSS_CCE_LOGITS)
+        NC_TAG(rows_cce_logits)(n, k, NULL, labels, p, grad, gscale, per_sample, &sum);
+    for (i = 0; i < n && loss == NC_LOSS_CCE; i++) {
         const real *pi = p + i * k;
         real *gi = grad ? grad + i * k : NULL;
         int64_t c = labels[i];
         double li;
-        if (loss == NC_LOSS_CCE_LOGITS) {
-            li = NC_TAG(row_cce_logits)(k, NULL, c, pi, gi, gscale);
-        } else {
-            real pc = NC_TAG(clip_prob)(pi[c]);
-            li = -(double)R_LOG(pc);
-            if (gi) {
-                for (j = 0; j < k; j++) gi[j] = 0;
-                gi[c] = -gscale / pc;
-            }
+        real pc = NC_TAG(clip_prob)(pi[c]);
+        li = -(double)R_LOG(pc);
+        if (gi) {
+            for (j = 0; j < k; j++) gi[j] = 0;
+            gi[c] = -gscale / pc;
         }
         if (per_sample) per_sample[i] = (real)li;
         sum += li;

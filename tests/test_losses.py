@@ -280,6 +280,31 @@ def test_nan_prediction_gives_nan_loss(isa, dtype, ref, name, from_logits):
     assert np.isfinite(per[0]) and np.isnan(per[1])
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("k", [3, 10, 128, 129, 300])
+def test_softmax_cross_entropy_batch_is_its_rows(isa, dtype, sparse, k):
+    """Short rows are taken many to one exponential call; the losses and the
+    gradient must be bit for bit those of each row alone, at every group
+    boundary (70 rows: several groups and a partial one at k = 10)."""
+    rng = np.random.default_rng(k)
+    z = (rng.standard_normal((70, k)) * 4).astype(dtype)
+    z[5, 1] = np.nan  # a NaN row stays in its row
+    labels = rng.integers(0, k, 70)
+    t = labels if sparse else np.eye(k, dtype=dtype)[labels]
+    if not sparse:
+        t[3] = ref_act("softmax", rng.standard_normal(k)).astype(dtype)
+    name = "sparse_categorical_crossentropy" if sparse else "categorical_crossentropy"
+    per = ops.loss(t, z, name, from_logits=True, reduction="none")
+    _, g = ops.loss_and_grad(t, z, name, from_logits=True, reduction="sum")
+    for i in range(70):
+        per_i = ops.loss(t[i:i + 1], z[i:i + 1], name, from_logits=True, reduction="none")
+        _, g_i = ops.loss_and_grad(t[i:i + 1], z[i:i + 1], name, from_logits=True,
+                                   reduction="sum")
+        np.testing.assert_array_equal(per[i:i + 1], per_i)
+        np.testing.assert_array_equal(g[i:i + 1], g_i)
+    assert np.isnan(per[5]) and np.all(np.isfinite(np.delete(per, 5)))
+
+
 # --------------------------------------------------------------------------
 # In place (out = y_pred)
 # --------------------------------------------------------------------------
