@@ -4,9 +4,13 @@
  * operation for operation, so that the two agree to rounding.
  *
  * Every loop body is branch-free so the compiler vectorises it: options are
- * either arithmetic that is exact when off (clipping with scale 1 and bound
- * +inf, weight decay 0, decay factor 1) or flags hoisted out of the loop into
- * separately inlined copies (`const int` arguments given as literals).
+ * flags hoisted out of the loop into separately inlined copies (`const int`
+ * arguments given as literals). The gradient's clipping and weight decay
+ * are one such flag, MOD: when all are off their operations are left out,
+ * as torch leaves them out (they had been a fifth of Adam's arithmetic,
+ * which bounds its loop beside the divider); when any is on, all run, as
+ * arithmetic that is exact for the ones off (scale 1, bound +inf, decay
+ * factor 1), but for a weight decay of 0, selected out (0 * inf is NaN).
  * Coefficients that depend only on the step are computed once, in double.
  *
  * The kernels (the *_range loops and the task that runs them) are compiled
@@ -55,6 +59,7 @@ typedef struct NC_TAG(optim_job) {
     real cv;   /* clipvalue bound (+inf when off) */
     real wd;   /* L2 coefficient added to the gradient (0 when off or AdamW) */
     real dec;  /* decoupled decay factor 1 - lr * wd (1 unless AdamW) */
+    int mod;   /* any of the four on: the ranges' MOD */
     real c[7]; /* the kind's coefficients, see optim_task */
     /* a penalized step (else pieces is NULL and task t is chunk t): */
     const nc_optim_piece *pieces; /* one per task */
@@ -65,7 +70,8 @@ typedef struct NC_TAG(optim_job) {
 /* The gradient as the optimizer sees it: with PEN (1: L2 only, 2: L1 and
  * L2), plus a weight penalty's gradient (penalty_grad's arithmetic:
  * nc_?penalty then the step give the same bits); clipped; plus L2 decay.
- * Branch-free: with gs == 1 and cv == +inf the clip is exact identity (NaN
+ * Without MOD the gradient is the raw one (plus the penalty's); with it,
+ * branch-free: gs == 1 and cv == +inf make the clip exact identity (NaN
  * stays NaN). */
 #define NC_GRAD(gi, i)                                                        \
     do {                                                                      \
@@ -76,16 +82,19 @@ typedef struct NC_TAG(optim_job) {
             real w_ = p[i];                                                   \
             gi = gi + (pl1 * ((real)(w_ > 0) - (real)(w_ < 0)) + pl2 * w_);   \
         }                                                                     \
-        gi = gi * gs;                                                         \
-        gi = gi > cv ? cv : gi;                                               \
-        gi = gi < -cv ? -cv : gi;                                             \
-        gi = gi + wd * p[i];                                                  \
+        if (MOD) {                                                            \
+            gi = gi * gs;                                                     \
+            gi = gi > cv ? cv : gi;                                           \
+            gi = gi < -cv ? -cv : gi;                                         \
+            gi = wd != 0 ? gi + wd * p[i] : gi; /* not + 0 * inf */          \
+        }                                                                     \
     } while (0)
 
 /* The arguments every range takes for NC_GRAD's penalty, and for the
  * penalty's value: la and ls, the lanes of sum |w| and sum w^2 (penalty_sums'
  * lanes, NC_PEN_LANES each; PEN 1 takes only ls). */
-#define NC_PEN_ARGS real pl1, real pl2, double *restrict la, double *restrict ls, const int PEN
+#define NC_PEN_ARGS real pl1, real pl2, double *restrict la, double *restrict ls, const int PEN, \
+                    const int MOD
 
 /* Elements a penalized range sums, then updates, at a time: in L1 for the
  * update's second read (128 to 512 measured slower: the loops' overheads;
@@ -204,7 +213,7 @@ static inline void NC_TAG(adam_range)(size_t n, real *restrict p, const real *re
         }
         /* HAT: the bias correction is in nstep (bc2s is 1) */
         denom = HAT ? R_SQRT(vi) + eps : R_SQRT(vi) / bc2s + eps;
-        p[i] = p[i] * dec + nstep * (mi / denom);
+        p[i] = (MOD ? p[i] * dec : p[i]) + nstep * (mi / denom);
     );
 }
 
@@ -241,28 +250,33 @@ static void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t le
     size_t n = J->n;
     real *p = J->p + lo, *s = J->s + lo;
     const real *c = J->c;
-/* CALL(a, b, c, PEN) with PEN the literal pen is (every range macro takes
- * three flags, unused ones included: fixed arity, which every preprocessor
- * forwards alike) */
+/* CALL(a, b, c, PEN, MOD) with PEN the literal pen is and MOD J->mod's
+ * (every range macro takes three flags, unused ones included: fixed arity,
+ * which every preprocessor forwards alike) */
+#define NC_PEN3M(CALL, a, b, c, MOD)                                                          \
+    do {                                                                                      \
+        if (pen == 0) CALL(a, b, c, 0, MOD);                                                  \
+        else if (pen == 1) CALL(a, b, c, 1, MOD);                                             \
+        else CALL(a, b, c, 2, MOD);                                                           \
+    } while (0)
 #define NC_PEN3(CALL, a, b, c)                                                                \
     do {                                                                                      \
-        if (pen == 0) CALL(a, b, c, 0);                                                       \
-        else if (pen == 1) CALL(a, b, c, 1);                                                  \
-        else CALL(a, b, c, 2);                                                                \
+        if (J->mod) NC_PEN3M(CALL, a, b, c, 1);                                               \
+        else NC_PEN3M(CALL, a, b, c, 0);                                                      \
     } while (0)
-#define NC_SGD(B, MOM, NES, PEN) NC_TAG(sgd_range)(len, p, g, B, J->gs, J->cv, J->wd, c[0], c[1], \
-                                                   MOM, NES, pl1, pl2, la, ls, PEN)
-#define NC_ADAGRAD(X, Y, Z, PEN) NC_TAG(adagrad_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], \
-                                                 pl1, pl2, la, ls, PEN)
-#define NC_ADADELTA(X, Y, Z, PEN) NC_TAG(adadelta_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd,    \
-                                                   c[0], c[1], c[2], c[3], pl1, pl2, la, ls, PEN)
-#define NC_RMS(C, M, Z, PEN) NC_TAG(rmsprop_range)(len, p, g, s, ga, buf, J->gs, J->cv, J->wd,     \
-                                                c[0], c[1], c[2], c[3], c[4], C, M, pl1, pl2, la, ls, PEN)
-#define NC_ADAM(VMAX, AMS, HAT, PEN) NC_TAG(adam_range)(len, p, g, s, s + n, VMAX, J->gs, J->cv, \
+#define NC_SGD(B, MOM, NES, PEN, MOD) NC_TAG(sgd_range)(len, p, g, B, J->gs, J->cv, J->wd, c[0], c[1], \
+                                                   MOM, NES, pl1, pl2, la, ls, PEN, MOD)
+#define NC_ADAGRAD(X, Y, Z, PEN, MOD) NC_TAG(adagrad_range)(len, p, g, s, J->gs, J->cv, J->wd, c[0], c[1], \
+                                                 pl1, pl2, la, ls, PEN, MOD)
+#define NC_ADADELTA(X, Y, Z, PEN, MOD) NC_TAG(adadelta_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd,    \
+                                                   c[0], c[1], c[2], c[3], pl1, pl2, la, ls, PEN, MOD)
+#define NC_RMS(C, M, Z, PEN, MOD) NC_TAG(rmsprop_range)(len, p, g, s, ga, buf, J->gs, J->cv, J->wd,     \
+                                                c[0], c[1], c[2], c[3], c[4], C, M, pl1, pl2, la, ls, PEN, MOD)
+#define NC_ADAM(VMAX, AMS, HAT, PEN, MOD) NC_TAG(adam_range)(len, p, g, s, s + n, VMAX, J->gs, J->cv, \
                                                         J->wd, J->dec, c[0], c[1], c[2], c[3],  \
-                                                        c[4], c[5], AMS, HAT, pl1, pl2, la, ls, PEN)
-#define NC_NADAM(X, Y, Z, PEN) NC_TAG(nadam_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0],    \
-                                             c[1], c[2], c[3], c[4], c[5], c[6], pl1, pl2, la, ls, PEN)
+                                                        c[4], c[5], AMS, HAT, pl1, pl2, la, ls, PEN, MOD)
+#define NC_NADAM(X, Y, Z, PEN, MOD) NC_TAG(nadam_range)(len, p, g, s, s + n, J->gs, J->cv, J->wd, c[0],    \
+                                             c[1], c[2], c[3], c[4], c[5], c[6], pl1, pl2, la, ls, PEN, MOD)
     switch (cfg->kind) {
     case NC_OPTIM_SGD: /* c: lr, momentum */
         if (cfg->momentum == 0) NC_PEN3(NC_SGD, NULL, 0, 0);
@@ -290,7 +304,7 @@ static void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t le
         if (pen != 0 && !cfg->amsgrad) { /* the whole vectors by hand, the rest below */
             size_t done = NC_ADAM_PEN_FAST(len, p, g, s, s + n, J->gs, J->cv, J->wd, J->dec, c[0],
                                            c[1], c[2], c[3], c[4], c[5], cfg->epsilon_hat != 0,
-                                           pl1, pl2, la, ls, pen);
+                                           pl1, pl2, la, ls, pen, J->mod);
             p += done;
             g += done;
             s += done;
@@ -309,6 +323,7 @@ static void NC_TAG(optim_range)(const NC_TAG(optim_job) *J, size_t lo, size_t le
         break;
     }
 #undef NC_PEN3
+#undef NC_PEN3M
 #undef NC_SGD
 #undef NC_ADAGRAD
 #undef NC_ADADELTA
@@ -422,6 +437,7 @@ static nc_status NC_TAG(optim_setup)(const nc_optim_config *cfg, size_t n, real 
     J.cv = (real)HUGE_VAL;
     J.wd = cfg->kind == NC_OPTIM_ADAMW ? 0 : (real)cfg->weight_decay;
     J.dec = cfg->kind == NC_OPTIM_ADAMW ? (real)(1.0 - lr * cfg->weight_decay) : 1;
+    J.mod = cfg->clipnorm > 0 || cfg->clipvalue > 0 || J.wd != 0 || J.dec != 1;
     for (i = 0; i < 7; i++) J.c[i] = 0;
     if (cfg->clipnorm > 0) {
         double norm = sqrt(NC_FN(sum_squares)(n, grads));
