@@ -217,85 +217,75 @@ typedef int nc_dense_avx2_empty_; /* ISO C forbids an empty translation unit */
 #endif
 
 /* ---- uint8 rows to CSR (dense_u8.h): the lane masks from a byte compare
- * with zero over 32 columns at once, then per 8 (float; all-zero ones
- * skipped) or 4 (double) of them the float kernel's shuffle from the
- * table, on the bytes widened to 32-bit integers, converted (exactly) to
- * reals after the shuffle. Full stores, as there: lanes past the nonzeros
+ * with zero over 32 columns at once, then per 8 of them (all-zero ones
+ * skipped; double by 4 within) the float kernel's shuffle from the table,
+ * on the bytes widened to 32-bit integers, converted (exactly) to reals
+ * after the shuffle. Full stores, as there: lanes past the nonzeros
  * stay inside the m * k room. */
 #if defined(NC_SPARSE_X86) && defined(__AVX2__)
 #include "dense_u8.h"
 
-size_t nc_su8_to_csr_avx2(size_t m, size_t k, const uint8_t *x, int32_t *ptr, int32_t *idx,
-                          float *val)
+/* 8 columns at xi[p..] with nonzero mask nz8 */
+NC_AINLINE size_t nc_u8_csr8_f32(const uint8_t *xi, unsigned nz8, size_t p, size_t nnz,
+                                 int32_t *idx, float *val)
 {
-    size_t i, p, nnz = 0;
-    const __m256i zero = _mm256_setzero_si256();
-    for (i = 0; i < m; i++) {
-        const uint8_t *xi = x + i * k;
-        ptr[i] = (int32_t)nnz;
-        for (p = 0; p + 32 <= k; p += 32) {
-            __m256i bytes = _mm256_loadu_si256((const __m256i *)(xi + p));
-            uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(bytes, zero));
-            int g;
-            for (g = 0; g < 4; g++) {
-                unsigned nz8 = (nz >> (8 * g)) & 0xffu;
-                if (!nz8) continue; /* (blank image rows: worth its mispredictions) */
-                __m256i w =
-                    _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(xi + p + 8 * g)));
-                __m256i lanes = nc_sp_lanes32(nz8);
-                _mm256_storeu_si256((__m256i *)(idx + nnz),
-                                    _mm256_add_epi32(lanes, _mm256_set1_epi32((int)(p + 8 * g))));
-                _mm256_storeu_ps(val + nnz,
-                                 _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(w, lanes)));
-                nnz += (size_t)_mm_popcnt_u32(nz8);
-            }
-        }
-        for (; p < k; p++) { /* the portable loop's edge */
-            idx[nnz] = (int32_t)p;
-            val[nnz] = (float)xi[p];
-            nnz += xi[p] != 0;
-        }
-    }
-    ptr[m] = (int32_t)nnz;
-    return nnz;
+    __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(xi + p)));
+    __m256i lanes = nc_sp_lanes32(nz8);
+    _mm256_storeu_si256((__m256i *)(idx + nnz), _mm256_add_epi32(lanes, _mm256_set1_epi32((int)p)));
+    _mm256_storeu_ps(val + nnz, _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(w, lanes)));
+    return (size_t)_mm_popcnt_u32(nz8);
 }
 
-size_t nc_du8_to_csr_avx2(size_t m, size_t k, const uint8_t *x, int32_t *ptr, int32_t *idx,
-                          double *val)
+/* by 4: the (table) lanes 0..3 of the upper 4 index the widened bytes with 4
+ * added (branch-free: skipping an all-zero 4 mispredicts more than it saves) */
+NC_AINLINE size_t nc_u8_csr8_f64(const uint8_t *xi, unsigned nz8, size_t p, size_t nnz,
+                                 int32_t *idx, double *val)
 {
-    size_t i, p, nnz = 0;
-    const __m256i zero = _mm256_setzero_si256();
-    for (i = 0; i < m; i++) {
-        const uint8_t *xi = x + i * k;
-        ptr[i] = (int32_t)nnz;
-        for (p = 0; p + 32 <= k; p += 32) {
-            __m256i bytes = _mm256_loadu_si256((const __m256i *)(xi + p));
-            uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(bytes, zero));
-            int g;
-            for (g = 0; g < 8; g++) {
-                /* 4 columns: their (table) lanes 0..3 index the upper half
-                 * of the 8 widened bytes with 4 added (branch-free: skipping
-                 * zeros here mispredicts more than it saves) */
-                int h = g & 1;
-                unsigned nz4 = (nz >> (4 * g)) & 0xfu;
-                __m256i w = _mm256_cvtepu8_epi32(
-                    _mm_loadl_epi64((const __m128i *)(xi + p + 8 * (g >> 1))));
-                __m256i lanes = _mm256_add_epi32(nc_sp_lanes32(nz4), _mm256_set1_epi32(4 * h));
-                __m128i sel = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(w, lanes));
-                _mm_storeu_si128((__m128i *)(idx + nnz),
-                                 _mm_add_epi32(_mm256_castsi256_si128(lanes),
-                                               _mm_set1_epi32((int)(p + 8 * (g >> 1)))));
-                _mm256_storeu_pd(val + nnz, _mm256_cvtepi32_pd(sel));
-                nnz += (size_t)_mm_popcnt_u32(nz4);
-            }
-        }
-        for (; p < k; p++) {
-            idx[nnz] = (int32_t)p;
-            val[nnz] = (double)xi[p];
-            nnz += xi[p] != 0;
-        }
+    __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(xi + p)));
+    size_t start = nnz;
+    int h;
+    for (h = 0; h < 2; h++) {
+        unsigned nz4 = (nz8 >> (4 * h)) & 0xfu;
+        __m256i lanes = _mm256_add_epi32(nc_sp_lanes32(nz4), _mm256_set1_epi32(4 * h));
+        __m128i sel = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(w, lanes));
+        _mm_storeu_si128((__m128i *)(idx + nnz),
+                         _mm_add_epi32(_mm256_castsi256_si128(lanes), _mm_set1_epi32((int)p)));
+        _mm256_storeu_pd(val + nnz, _mm256_cvtepi32_pd(sel));
+        nnz += (size_t)_mm_popcnt_u32(nz4);
     }
-    ptr[m] = (int32_t)nnz;
-    return nnz;
+    return nnz - start;
 }
+
+/* all-zero 8-column groups skipped (blank image rows: worth the mispredictions) */
+#define U8TOCSR(T, FN, CSR8)                                                                    \
+    size_t FN(size_t m, size_t k, const uint8_t *x, int32_t *ptr, int32_t *idx, T *val)         \
+    {                                                                                           \
+        size_t i, p, nnz = 0;                                                                   \
+        const __m256i zero = _mm256_setzero_si256();                                            \
+        for (i = 0; i < m; i++) {                                                               \
+            const uint8_t *xi = x + i * k;                                                      \
+            ptr[i] = (int32_t)nnz;                                                              \
+            for (p = 0; p + 32 <= k; p += 32) {                                                 \
+                __m256i bytes = _mm256_loadu_si256((const __m256i *)(xi + p));                  \
+                uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(bytes, zero));  \
+                int g;                                                                          \
+                for (g = 0; g < 4; g++) {                                                       \
+                    unsigned nz8 = (nz >> (8 * g)) & 0xffu;                                     \
+                    if (!nz8) continue;                                                         \
+                    nnz += CSR8(xi, nz8, p + 8 * g, nnz, idx, val);                             \
+                }                                                                               \
+            }                                                                                   \
+            for (; p < k; p++) { /* the portable loop's edge */                                 \
+                idx[nnz] = (int32_t)p;                                                          \
+                val[nnz] = (T)xi[p];                                                            \
+                nnz += xi[p] != 0;                                                              \
+            }                                                                                   \
+        }                                                                                       \
+        ptr[m] = (int32_t)nnz;                                                                  \
+        return nnz;                                                                             \
+    }
+U8TOCSR(float, nc_su8_to_csr_avx2, nc_u8_csr8_f32)
+U8TOCSR(double, nc_du8_to_csr_avx2, nc_u8_csr8_f64)
+#undef U8TOCSR
+
 #endif

@@ -126,11 +126,35 @@ static inline real NC_TAG(row_max)(size_t k, const real *z)
  * Softmax cross-entropy from logits, via log-sum-exp. t is the target row,
  * or NULL with `label` giving the one-hot position (sparse form).
  */
+/*
+ * A softmax cross-entropy row's loss from its max m and the sum of its
+ * e^(z - m); *tsum gets the sum of its targets, whose share of the sum is
+ * the gradient's factor on e^(z - m).
+ */
+static double NC_TAG(cce_logits_row_loss)(size_t k, const real *t, int64_t label,
+                                          const real *z, real m, double sum_e, double *tsum)
+{
+    /* a term is (m - z) + log s, never (m + log s) - z: that cancels for large logits */
+    double log_s = log(sum_e), s = 0, ts = 0;
+    size_t j;
+    if (t) {
+        for (j = 0; j < k; j++) {
+            s += (double)t[j] * (((double)m - (double)z[j]) + log_s);
+            ts += t[j];
+        }
+    } else {
+        s = ((double)m - (double)z[label]) + log_s;
+        ts = 1;
+    }
+    *tsum = ts;
+    return s;
+}
+
 static double NC_TAG(row_cce_logits)(size_t k, const real *t, int64_t label,
                                      const real *z, real *g, real gscale)
 {
     real m = NC_TAG(row_max)(k, z);
-    double sum_e = 0, log_s, s = 0, tsum = 0;
+    double sum_e = 0, s, tsum;
     /* e^(z - m) is kept in g for the gradient, unless g is z or t itself
      * (the loss below still reads them): then it is recomputed at the end */
     int keep = g != NULL && g != z && g != t;
@@ -142,17 +166,7 @@ static double NC_TAG(row_cce_logits)(size_t k, const real *t, int64_t label,
         R_VEXP(len, e, e);
         for (j = 0; j < len; j++) sum_e += e[j];
     }
-    /* a term is (m - z) + log s, never (m + log s) - z: that cancels for large logits */
-    log_s = log(sum_e);
-    if (t) {
-        for (j = 0; j < k; j++) {
-            s += (double)t[j] * (((double)m - (double)z[j]) + log_s);
-            tsum += t[j];
-        }
-    } else {
-        s = ((double)m - (double)z[label]) + log_s;
-        tsum = 1;
-    }
+    s = NC_TAG(cce_logits_row_loss)(k, t, label, z, m, sum_e, &tsum);
     if (g) {
         real scale = (real)(tsum / sum_e) * gscale;
         for (i = 0; i < k; i += NC_VCHUNK) {
@@ -203,19 +217,9 @@ static void NC_TAG(rows_cce_logits)(size_t n, size_t k, const real *t, const int
         for (i = 0; i < rows; i++) {
             const size_t r = i0 + i;
             const real *zi = z + r * k, *ti = t ? t + r * k : NULL, *ei = e + i * k;
-            double sum_e = 0, log_s, s = 0, tsum = 0, li;
+            double sum_e = 0, tsum, li;
             for (j = 0; j < k; j++) sum_e += ei[j];
-            log_s = log(sum_e);
-            if (ti) {
-                for (j = 0; j < k; j++) {
-                    s += (double)ti[j] * (((double)m[i] - (double)zi[j]) + log_s);
-                    tsum += ti[j];
-                }
-            } else {
-                s = ((double)m[i] - (double)zi[labels[r]]) + log_s;
-                tsum = 1;
-            }
-            li = s;
+            li = NC_TAG(cce_logits_row_loss)(k, ti, ti ? 0 : labels[r], zi, m[i], sum_e, &tsum);
             if (g) {
                 real *gi = g + r * k, scale = (real)(tsum / sum_e) * gscale;
                 for (j = 0; j < k; j++) gi[j] = ei[j] * scale - (ti ? ti[j] : R_C(0)) * gscale;
