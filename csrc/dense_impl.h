@@ -73,22 +73,34 @@ static void NC_TAG(sparse_rows_ref)(size_t m, size_t n, const int32_t *ptr, cons
     }
 }
 
+/* The level's vector kernel, + bias and ReLU as each row is stored (bias
+ * NULL, relu 0: the product alone); 0 when the level has none. */
+static int NC_TAG(sparse_rows_vec)(size_t m, size_t n, size_t bk, const int32_t *ptr,
+                                   const int32_t *idx, const real *val, const real *b,
+                                   size_t ldb, real *c, size_t ldc, const real *bias, int relu)
+{
+#ifdef NC_SPARSE_X86
+    if (nc_active_isa_ == NC_ISA_AVX512) {
+        NC_FN(sparse_rows_avx512)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, bias, relu);
+        return 1;
+    }
+    if (nc_active_isa_ == NC_ISA_AVX2) {
+        NC_FN(sparse_rows_avx2)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, bias, relu);
+        return 1;
+    }
+#else
+    (void)m, (void)n, (void)bk, (void)ptr, (void)idx, (void)val, (void)b, (void)ldb, (void)c;
+    (void)ldc, (void)bias, (void)relu;
+#endif
+    return 0;
+}
+
 nc_status NC_FN(sparse_rows)(size_t m, size_t n, size_t bk, const int32_t *ptr,
                              const int32_t *idx, const real *val, const real *b, size_t ldb,
                              real *c, size_t ldc)
 {
-#ifdef NC_SPARSE_X86
-    if (nc_active_isa_ == NC_ISA_AVX512) {
-        NC_FN(sparse_rows_avx512)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, NULL, 0);
-        return NC_OK;
-    }
-    if (nc_active_isa_ == NC_ISA_AVX2) {
-        NC_FN(sparse_rows_avx2)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, NULL, 0);
-        return NC_OK;
-    }
-#endif
-    (void)bk;
-    NC_TAG(sparse_rows_ref)(m, n, ptr, idx, val, b, ldb, c, ldc);
+    if (!NC_TAG(sparse_rows_vec)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, NULL, 0))
+        NC_TAG(sparse_rows_ref)(m, n, ptr, idx, val, b, ldb, c, ldc);
     return NC_OK;
 }
 
@@ -113,20 +125,10 @@ nc_status NC_FN(sparse_rows_bias_act)(size_t m, size_t n, size_t bk, const int32
                                       nc_act act, real param)
 {
     nc_status st;
-#ifdef NC_SPARSE_X86
-    if (act == NC_ACT_IDENTITY || act == NC_ACT_RELU) { /* as each row is stored */
-        if (nc_active_isa_ == NC_ISA_AVX512) {
-            NC_FN(sparse_rows_avx512)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, bias,
-                                      act == NC_ACT_RELU);
-            return NC_OK;
-        }
-        if (nc_active_isa_ == NC_ISA_AVX2) {
-            NC_FN(sparse_rows_avx2)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, bias,
-                                    act == NC_ACT_RELU);
-            return NC_OK;
-        }
-    }
-#endif
+    if ((act == NC_ACT_IDENTITY || act == NC_ACT_RELU) /* as each row is stored */
+        && NC_TAG(sparse_rows_vec)(m, n, bk, ptr, idx, val, b, ldb, c, ldc, bias,
+                                   act == NC_ACT_RELU))
+        return NC_OK;
     st = NC_FN(sparse_rows)(m, n, bk, ptr, idx, val, b, ldb, c, ldc);
     return st != NC_OK ? st : NC_FN(bias_act)(act, param, m, n, bias, c, ldc);
 }

@@ -123,10 +123,6 @@ static inline real NC_TAG(row_max)(size_t k, const real *z)
 }
 
 /*
- * Softmax cross-entropy from logits, via log-sum-exp. t is the target row,
- * or NULL with `label` giving the one-hot position (sparse form).
- */
-/*
  * A softmax cross-entropy row's loss from its max m and the sum of its
  * e^(z - m); *tsum gets the sum of its targets, whose share of the sum is
  * the gradient's factor on e^(z - m).
@@ -150,6 +146,10 @@ static double NC_TAG(cce_logits_row_loss)(size_t k, const real *t, int64_t label
     return s;
 }
 
+/*
+ * Softmax cross-entropy from logits, via log-sum-exp. t is the target row,
+ * or NULL with `label` giving the one-hot position (sparse form).
+ */
 static double NC_TAG(row_cce_logits)(size_t k, const real *t, int64_t label,
                                      const real *z, real *g, real gscale)
 {
